@@ -1,0 +1,340 @@
+"""PTB-XL -> sharded TFRecords grouped by ``strat_fold``, plus ``manifest.json``.
+
+    python -m ecg_keras.prepare --ptbxl_dir=DIR --output_dir=tfrecords/ptbxl100 \
+        [--sampling_rate=100|500] [--records_per_shard=N] [--compression=GZIP|NONE] \
+        [--overwrite] [--skip_missing]
+
+Worker processes read and check the WFDB records (the slow part); the main process
+serializes, writes and hashes. Every shard is written under a temporary name and renamed when
+complete, and ``manifest.json`` is written last, atomically: a directory with a manifest is a
+complete dataset, and one without is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecg_keras import ptbxl
+
+MANIFEST = "manifest.json"
+TRAIN_FOLDS = tuple(range(1, 9))  # normalization statistics come from these folds only
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of one prepare run."""
+
+    ptbxl_dir: str
+    output_dir: str
+    sampling_rate: int = 100
+    records_per_shard: int = 256  # ~12 MB shards at 100 Hz; full PTB-XL gives 9 per fold
+    compression: str = "NONE"
+    skip_missing: bool = False
+    overwrite: bool = False
+    num_workers: int = os.cpu_count() or 1
+
+    def __post_init__(self):
+        if self.sampling_rate not in ptbxl.SAMPLING_RATES:
+            raise ValueError(f"--sampling_rate={self.sampling_rate}: must be 100 or 500")
+        if self.records_per_shard < 1:
+            raise ValueError(f"--records_per_shard={self.records_per_shard}: must be >= 1")
+        if self.compression not in ("GZIP", "NONE"):
+            raise ValueError(f"--compression={self.compression}: must be GZIP or NONE")
+
+    def identity(self) -> dict:
+        """The settings that define the output; a rerun with the same identity is a no-op."""
+        return {
+            "ptbxl_dir": str(Path(self.ptbxl_dir).resolve()),
+            "sampling_rate": self.sampling_rate,
+            "records_per_shard": self.records_per_shard,
+            "compression": self.compression,
+            "skip_missing": self.skip_missing,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Writes JSON to ``path.tmp`` then renames it, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_manifest(data_dir: str | os.PathLike) -> dict:
+    """Reads ``DATA_DIR/manifest.json``; raises FileNotFoundError naming the path."""
+    path = Path(data_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: run `python -m ecg_keras.prepare --output_dir={data_dir}` first"
+        )
+    return json.loads(path.read_text())
+
+
+def _is_complete(output_dir: Path, manifest: dict) -> bool:
+    return all(
+        (output_dir / s["file"]).is_file() and (output_dir / s["file"]).stat().st_size == s["bytes"]
+        for s in manifest["shards"]
+    )
+
+
+def _check_output(config: PrepareConfig, out: Path) -> dict | None:
+    """Returns the existing manifest when the output is already complete, else clears it."""
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file() and not config.overwrite:
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("config") != config.identity():
+            raise ValueError(
+                f"{out} holds a dataset prepared with other settings "
+                f"({manifest.get('config')}); pass --overwrite to replace it"
+            )
+        if _is_complete(out, manifest):
+            return manifest
+    # From here the directory is not a complete dataset: drop the manifest first so that a
+    # killed run can never leave an old manifest describing new shards.
+    manifest_path.unlink(missing_ok=True)
+    for stale in list(out.glob("fold*-*-of-*.tfrecord*")) + list(out.glob(".*.tmp")):
+        stale.unlink()
+    return None
+
+
+def _plan(config: PrepareConfig, db) -> tuple[list[tuple[int, list[int]]], list[int]]:
+    """Finds missing records and groups the rest into shards: [(fold, [ecg_id, ...])]."""
+    missing = []
+    for ecg_id, row in db.iterrows():
+        path = ptbxl.record_path(config.ptbxl_dir, row, config.sampling_rate)
+        if not (path.with_suffix(".hea").is_file() and path.with_suffix(".dat").is_file()):
+            missing.append(int(ecg_id))
+    if missing and not config.skip_missing:
+        path = ptbxl.record_path(config.ptbxl_dir, db.loc[missing[0]], config.sampling_rate)
+        raise ptbxl.PtbxlError(
+            f"ecg_id {missing[0]}: record {path} not found ({len(missing)} of {len(db)} records "
+            f"listed in {ptbxl.DATABASE_CSV} are missing); pass --skip_missing to leave them out"
+        )
+    present = db.drop(index=missing)
+    shards = []
+    for fold, group in present.groupby("strat_fold"):
+        ids = [int(i) for i in group.index]
+        for start in range(0, len(ids), config.records_per_shard):
+            shards.append((int(fold), ids[start : start + config.records_per_shard]))
+    return shards, missing
+
+
+def prepare(config: PrepareConfig) -> dict:
+    """Writes the TFRecord shards and the manifest; returns the manifest.
+
+    Raises:
+      ptbxl.PtbxlError: missing or bad PTB-XL input (nothing complete-looking is left behind).
+      ValueError: bad settings, or an output directory holding a different dataset.
+    """
+    # TensorFlow is imported inside functions, not at the top: spawned readers re-import this
+    # module, and importing TF there would cost each of them seconds and hundreds of MB.
+    from ecg_keras import tfrecord
+
+    src, out = Path(config.ptbxl_dir), Path(config.output_dir)
+    if not src.is_dir():
+        raise ptbxl.PtbxlError(f"{src}: PTB-XL folder not found; {ptbxl.DOWNLOAD_HINT}")
+    tasks, db = ptbxl.load_tasks(src), ptbxl.load_database(src)
+    out.mkdir(parents=True, exist_ok=True)
+    existing = _check_output(config, out)
+    if existing is not None:
+        print(
+            f"{out} is already complete ({existing['num_records']} records); nothing to do. "
+            "Pass --overwrite to prepare it again."
+        )
+        return existing
+
+    plan, missing = _plan(config, db)
+    start = time.perf_counter()
+    totals = _Totals(tasks.classes)
+    shards = _write_shards(config, plan, db, tasks, totals)
+    seconds = time.perf_counter() - start
+    folds = {}
+    for shard in shards:
+        folds[str(shard["fold"])] = folds.get(str(shard["fold"]), 0) + shard["num_records"]
+    num_records = sum(folds.values())
+    manifest = {
+        "schema_version": tfrecord.SCHEMA_VERSION,
+        "config": config.identity(),
+        "num_records": num_records,
+        "sampling_rate": config.sampling_rate,
+        "num_samples": config.sampling_rate * ptbxl.RECORD_SECONDS,
+        "leads": list(ptbxl.LEADS),
+        "compression": config.compression,
+        "folds": folds,
+        "tasks": totals.tasks(),
+        "lead_stats": totals.lead_stats(),
+        "skipped_ecg_ids": missing,
+        "csv_sha256": {n: sha256_file(src / n) for n in (ptbxl.DATABASE_CSV, ptbxl.STATEMENTS_CSV)},
+        "shards": shards,
+        "seconds": round(seconds, 2),
+    }
+    write_json_atomic(out / MANIFEST, manifest)
+    total = sum(s["bytes"] for s in shards)
+    print(
+        f"wrote {num_records} records in {len(shards)} shards ({total / 1e6:.1f} MB) to {out} "
+        f"in {seconds:.1f} s ({num_records / seconds:.0f} records/s); "
+        f"folds {folds}; skipped {len(missing)} missing records"
+    )
+    return manifest
+
+
+class _Totals:
+    """Per-class counts, and per-lead moments of the training folds, gathered while writing."""
+
+    def __init__(self, classes: dict[str, tuple[str, ...]]):
+        self.classes = classes
+        self.counts = {t: np.zeros(len(c), np.int64) for t, c in classes.items()}
+        self.unlabeled = dict.fromkeys(classes, 0)
+        self.sums, self.squares, self.n = np.zeros(12), np.zeros(12), 0
+
+    def add(self, fold: int, signal: np.ndarray, labels: dict[str, np.ndarray]) -> None:
+        for task, vec in labels.items():
+            self.counts[task] += vec
+            self.unlabeled[task] += int(not vec.any())
+        if fold in TRAIN_FOLDS:
+            self.sums += signal.sum(0, dtype=np.float64)
+            self.squares += np.square(signal, dtype=np.float64).sum(0)
+            self.n += len(signal)
+
+    def tasks(self) -> dict:
+        return {
+            t: {
+                "classes": list(c),
+                "counts": dict(zip(c, self.counts[t].tolist(), strict=True)),
+                "unlabeled": self.unlabeled[t],
+            }
+            for t, c in self.classes.items()
+        }
+
+    def lead_stats(self) -> dict:
+        mean = self.sums / max(self.n, 1)
+        std = np.sqrt(np.maximum(self.squares / max(self.n, 1) - mean**2, 0.0))
+        return {"folds": list(TRAIN_FOLDS), "mean": mean.tolist(), "std": std.tolist()}
+
+
+def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
+    """Reads records in worker processes and writes ``plan``'s shards in order."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from ecg_keras import tfrecord
+
+    out, rate = Path(config.output_dir), config.sampling_rate
+    fields = tfrecord.schema(rate, {t: len(c) for t, c in tasks.classes.items()})
+    jobs = [
+        (str(ptbxl.record_path(config.ptbxl_dir, db.loc[i], rate)), rate, i)
+        for _, ids in plan
+        for i in ids
+    ]
+    per_fold = {}
+    for fold, _ in plan:
+        per_fold[fold] = per_fold.get(fold, 0) + 1
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if config.compression == "GZIP" else "")
+    shards = []
+    with contextlib.ExitStack() as stack:
+        if config.num_workers > 1:
+            context = multiprocessing.get_context("spawn")  # never fork a process that has TF
+            pool = stack.enter_context(context.Pool(config.num_workers))
+            signals = pool.imap(ptbxl.read_signal_job, jobs, chunksize=8)
+        else:  # in-process: no spawn cost for tiny inputs and tests
+            signals = map(ptbxl.read_signal_job, jobs)
+        bar = stack.enter_context(
+            tqdm(total=len(jobs), unit="records", desc="prepare", mininterval=1)
+        )
+        for fold, ids in plan:
+            index = sum(1 for s in shards if s["fold"] == fold)
+            name = tfrecord.shard_name(fold, index, per_fold[fold], config.compression)
+            tmp = out / f".{name}.tmp"
+            with tf.io.TFRecordWriter(str(tmp), options) as writer:
+                for ecg_id in ids:
+                    got_id, signal = next(signals)
+                    assert got_id == ecg_id, (got_id, ecg_id)  # imap keeps the job order
+                    row = db.loc[ecg_id]
+                    labels = tasks.multi_hot(row.scp_codes)
+                    values = {
+                        "signal": signal,
+                        "ecg_id": ecg_id,
+                        "patient_id": int(row.patient_id),
+                        "strat_fold": fold,
+                        "age": tfrecord.AGE_MISSING if np.isnan(row.age) else float(row.age),
+                        "sex": int(row.sex),
+                        "sampling_rate": rate,
+                    }
+                    for task, vec in labels.items():
+                        values[f"labels/{task}"] = vec
+                        values[f"has_label/{task}"] = int(vec.any())
+                    writer.write(tfrecord.make_example(values, fields))
+                    totals.add(fold, signal, labels)
+                    bar.update()
+            os.replace(tmp, out / name)
+            stat = (out / name).stat()
+            shards.append(
+                {
+                    "file": name,
+                    "fold": fold,
+                    "num_records": len(ids),
+                    "bytes": stat.st_size,
+                    "sha256": sha256_file(out / name),
+                }
+            )
+    return shards
+
+
+def define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("ptbxl_dir", None, "PTB-XL folder in PhysioNet's layout.")
+    flags.DEFINE_string("output_dir", None, "Output folder, e.g. tfrecords/ptbxl100.")
+    flags.DEFINE_enum("sampling_rate", "100", ["100", "500"], "Which records to read (Hz).")
+    flags.DEFINE_integer("records_per_shard", 256, "Records per TFRecord shard.", lower_bound=1)
+    flags.DEFINE_enum("compression", "NONE", ["NONE", "GZIP"], "TFRecord compression.")
+    flags.DEFINE_bool("overwrite", False, "Prepare again even if the output is complete.")
+    flags.DEFINE_bool("skip_missing", False, "Leave out records missing on disk.")
+    flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Reader processes.", lower_bound=1)
+    flags.mark_flags_as_required(["ptbxl_dir", "output_dir"])
+
+
+def main(argv):
+    from absl import flags
+
+    del argv
+    f = flags.FLAGS
+    try:
+        config = PrepareConfig(
+            ptbxl_dir=f.ptbxl_dir,
+            output_dir=f.output_dir,
+            sampling_rate=int(f.sampling_rate),
+            records_per_shard=f.records_per_shard,
+            compression=f.compression,
+            skip_missing=f.skip_missing,
+            overwrite=f.overwrite,
+            num_workers=f.num_workers,
+        )
+        prepare(config)
+    except ValueError as e:  # PtbxlError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

@@ -1,0 +1,191 @@
+"""The PhysioNet PTB-XL layout: metadata, label tasks, folds and WFDB signals.
+
+Dataset facts (lead order, record length, class lists) live here and nowhere else.
+
+Label tasks follow the PTB-XL benchmark (Strodthoff et al. 2021,
+helme/ecg_ptbxl_benchmarking ``code/utils/utils.py``): every key of ``scp_codes`` counts,
+whatever its likelihood, and diagnostic statements are mapped through the
+``diagnostic_class`` / ``diagnostic_subclass`` columns of the rows with ``diagnostic == 1``.
+The benchmark takes its class list from the data (``MultiLabelBinarizer``); here it is taken
+from ``scp_statements.csv`` so that it does not depend on which records are present. On the
+full dataset the two coincide (5, 23, 44, 19, 12 and 71 classes).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+NUM_LEADS = len(LEADS)
+RECORD_SECONDS = 10
+SAMPLING_RATES = (100, 500)
+TASKS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+# The order used by the PTB-XL paper; the other tasks are sorted like the benchmark's
+# MultiLabelBinarizer.
+SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
+DATABASE_CSV = "ptbxl_database.csv"
+STATEMENTS_CSV = "scp_statements.csv"
+DOWNLOAD_HINT = (
+    "download PTB-XL with `python -m ecg_keras.download --output_dir=DIR` "
+    "(or from https://physionet.org/content/ptb-xl/) and pass --ptbxl_dir=DIR"
+)
+
+_LEAD_INDEX = {name.upper(): i for i, name in enumerate(LEADS)}
+
+
+class PtbxlError(ValueError):
+    """Bad or missing PTB-XL input; the message names the file, folder or ecg_id."""
+
+
+def default_dir() -> Path | None:
+    """``$PTBXL_DIR``, else ``../shared/data/ptbxl`` next to the repository when it exists."""
+    env = os.environ.get("PTBXL_DIR")
+    if env:
+        return Path(env)
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl"
+    return shared if shared.is_dir() else None
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelTasks:
+    """Class lists of the six tasks and the maps from SCP statements to classes."""
+
+    classes: dict[str, tuple[str, ...]]
+    _maps: dict[str, dict[str, str]]
+
+    def labels(self, scp_codes: dict[str, float]) -> dict[str, list[str]]:
+        """Maps one record's ``scp_codes`` to its sorted class names for every task."""
+        out = {}
+        for task in TASKS:
+            mapping = self._maps[task]
+            out[task] = sorted({mapping[code] for code in scp_codes if code in mapping})
+        return out
+
+    def multi_hot(self, scp_codes: dict[str, float]) -> dict[str, np.ndarray]:
+        """Returns task -> int64 [num_classes] multi-hot vector (all zero: no label)."""
+        out = {}
+        for task, names in self.labels(scp_codes).items():
+            vec = np.zeros(len(self.classes[task]), np.int64)
+            index = {c: i for i, c in enumerate(self.classes[task])}
+            vec[[index[n] for n in names]] = 1
+            out[task] = vec
+        return out
+
+
+def _check_file(path: Path) -> Path:
+    if not path.is_file():
+        raise PtbxlError(f"{path}: file not found; {DOWNLOAD_HINT}")
+    return path
+
+
+def load_tasks(ptbxl_dir: str | os.PathLike) -> LabelTasks:
+    """Reads ``scp_statements.csv`` and builds the six label tasks."""
+    path = _check_file(Path(ptbxl_dir) / STATEMENTS_CSV)
+    stmts = pd.read_csv(path, index_col=0)
+    missing = {"diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"}
+    missing -= set(stmts.columns)
+    if missing:
+        raise PtbxlError(f"{path}: missing columns {sorted(missing)}")
+    diag = stmts[stmts.diagnostic == 1.0]
+    maps = {
+        "superdiagnostic": diag.diagnostic_class.dropna().to_dict(),
+        "subdiagnostic": diag.diagnostic_subclass.dropna().to_dict(),
+        "diagnostic": {code: code for code in diag.index},
+        "form": {code: code for code in stmts.index[stmts.form == 1.0]},
+        "rhythm": {code: code for code in stmts.index[stmts.rhythm == 1.0]},
+        "all": {code: code for code in stmts.index},
+    }
+    classes = {task: tuple(sorted(set(m.values()))) for task, m in maps.items()}
+    if set(classes["superdiagnostic"]) != set(SUPERCLASSES):
+        raise PtbxlError(f"{path}: unexpected superclasses {classes['superdiagnostic']}")
+    classes["superdiagnostic"] = SUPERCLASSES
+    return LabelTasks(classes=classes, _maps=maps)
+
+
+def load_database(ptbxl_dir: str | os.PathLike) -> pd.DataFrame:
+    """Reads ``ptbxl_database.csv`` indexed by ``ecg_id``, ``scp_codes`` parsed to dicts."""
+    path = _check_file(Path(ptbxl_dir) / DATABASE_CSV)
+    db = pd.read_csv(path, index_col="ecg_id")
+    needed = {"patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_lr", "filename_hr"}
+    missing = needed - set(db.columns)
+    if missing:
+        raise PtbxlError(f"{path}: missing columns {sorted(missing)}")
+    try:
+        db["scp_codes"] = db.scp_codes.apply(ast.literal_eval)
+    except (ValueError, SyntaxError) as e:
+        raise PtbxlError(f"{path}: unreadable scp_codes ({e})") from None
+    bad = db.index[~db.strat_fold.between(1, 10)]
+    if len(bad):
+        raise PtbxlError(f"{path}: strat_fold outside 1-10 for ecg_id {list(bad[:5])}")
+    return db.sort_index()
+
+
+def record_path(ptbxl_dir: str | os.PathLike, row: pd.Series, sampling_rate: int) -> Path:
+    """The WFDB record path (without extension) of one database row."""
+    column = {100: "filename_lr", 500: "filename_hr"}[sampling_rate]
+    return Path(ptbxl_dir) / row[column]
+
+
+def read_signal(
+    path: str | os.PathLike, sampling_rate: int, ecg_id: int | None = None
+) -> np.ndarray:
+    """Reads one PTB-XL WFDB record in mV, leads in the standard order.
+
+    Args:
+      path: record path without extension (``.../00001_lr``).
+      sampling_rate: expected sampling rate in Hz (100 or 500).
+      ecg_id: only used in error messages.
+
+    Returns:
+      float32 [sampling_rate * 10, 12], leads in ``LEADS`` order.
+
+    Raises:
+      PtbxlError: missing or unreadable files, wrong leads, length or rate, non-finite values.
+    """
+    import wfdb  # deferred: wfdb pulls in heavy imports that most callers never need
+
+    path = Path(path)
+    who = f"ecg_id {ecg_id} ({path})" if ecg_id is not None else str(path)
+    for ext in (".hea", ".dat"):
+        if not path.with_suffix(ext).is_file():
+            raise PtbxlError(f"{who}: {path.name}{ext} not found")
+    try:
+        record = wfdb.rdrecord(str(path))
+    except Exception as e:  # wfdb raises many types for a broken header or .dat
+        try:
+            wfdb.rdheader(str(path))
+        except Exception:
+            raise PtbxlError(f"{who}: unreadable header ({e})") from None
+        raise PtbxlError(f"{who}: unreadable signal ({type(e).__name__}: {e})") from None
+    expected = sampling_rate * RECORD_SECONDS
+    if record.fs != sampling_rate:
+        raise PtbxlError(f"{who}: sampling rate {record.fs} Hz, expected {sampling_rate}")
+    if record.n_sig != NUM_LEADS:
+        raise PtbxlError(f"{who}: {record.n_sig} leads in header, expected {NUM_LEADS}")
+    if record.sig_len != expected:
+        raise PtbxlError(f"{who}: {record.sig_len} samples in header, expected {expected}")
+    names = [n.upper() for n in record.sig_name]
+    if sorted(names) != sorted(_LEAD_INDEX):
+        raise PtbxlError(f"{who}: lead names {record.sig_name}, expected {list(LEADS)}")
+    signal = record.p_signal
+    if signal.shape != (expected, NUM_LEADS):
+        raise PtbxlError(f"{who}: signal shape {signal.shape}, expected ({expected}, 12)")
+    if not np.isfinite(signal).all():
+        raise PtbxlError(f"{who}: signal has NaN or infinite values")
+    order = [names.index(lead.upper()) for lead in LEADS]
+    return np.ascontiguousarray(signal[:, order], dtype=np.float32)
+
+
+def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray]:
+    """``read_signal`` for a process pool: ``(path, sampling_rate, ecg_id) -> (ecg_id, signal)``.
+
+    It lives here, not in ``prepare``, so that worker processes never import TensorFlow.
+    """
+    path, sampling_rate, ecg_id = job
+    return ecg_id, read_signal(path, sampling_rate, ecg_id)

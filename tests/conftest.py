@@ -1,0 +1,112 @@
+"""Shared fixtures: a tiny PTB-XL-shaped folder written with wfdb, and the real subset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ecg_keras import ptbxl  # noqa: E402
+
+# A handful of real SCP statements (columns as in PhysioNet's scp_statements.csv) that cover
+# every superclass and the form and rhythm tasks.
+STATEMENTS = pd.DataFrame(
+    [
+        ("NORM", 1.0, None, None, "NORM", "NORM"),
+        ("IMI", 1.0, None, None, "MI", "IMI"),
+        ("NDT", 1.0, 1.0, None, "STTC", "STTC"),
+        ("CLBBB", 1.0, None, None, "CD", "CLBBB"),
+        ("LVH", 1.0, None, None, "HYP", "LVH"),
+        ("LVOLT", None, 1.0, None, None, None),
+        ("SR", None, None, 1.0, None, None),
+        ("AFIB", None, None, 1.0, None, None),
+    ],
+    columns=["code", "diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"],
+).set_index("code")
+CODE_SETS = [
+    {"NORM": 100.0, "SR": 0.0},
+    {"IMI": 50.0, "SR": 0.0},
+    {"NDT": 100.0, "LVOLT": 0.0, "AFIB": 0.0},
+    {"CLBBB": 100.0, "LVH": 35.0, "SR": 0.0},
+    {"SR": 0.0},  # no diagnostic statement: unlabeled for the diagnostic tasks
+]
+
+
+def write_record(path: Path, signal: np.ndarray, fs: int, leads=ptbxl.LEADS) -> None:
+    """Writes a WFDB record (format 16, 1000 adu/mV like PTB-XL) at ``path`` (no extension)."""
+    import wfdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        path.name,
+        fs=fs,
+        units=["mV"] * signal.shape[1],
+        sig_name=list(leads),
+        p_signal=signal.astype(np.float64),
+        fmt=["16"] * signal.shape[1],
+        adc_gain=[1000.0] * signal.shape[1],
+        baseline=[0] * signal.shape[1],
+        write_dir=str(path.parent),
+    )
+
+
+def make_tiny_ptbxl(root: Path, num_records: int = 30, rates=(100,), seed: int = 0) -> Path:
+    """Writes a PTB-XL-shaped folder: CSVs and records; fold = (ecg_id - 1) % 10 + 1.
+
+    Each record is a sine whose frequency depends on its first SCP code, plus noise.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ecg_id in range(1, num_records + 1):
+        codes = CODE_SETS[(ecg_id - 1) % len(CODE_SETS)]
+        folder = f"{(ecg_id // 1000) * 1000:05d}"
+        row = {
+            "ecg_id": ecg_id,
+            "patient_id": 1000.0 + ecg_id,
+            "age": np.nan if ecg_id == 3 else 40.0 + ecg_id,
+            "sex": ecg_id % 2,
+            "scp_codes": repr(codes),
+            "strat_fold": (ecg_id - 1) % 10 + 1,
+            "filename_lr": f"records100/{folder}/{ecg_id:05d}_lr",
+            "filename_hr": f"records500/{folder}/{ecg_id:05d}_hr",
+        }
+        rows.append(row)
+        freq = 2.0 + 3.0 * ((ecg_id - 1) % len(CODE_SETS))
+        for fs in rates:
+            t = np.arange(fs * 10) / fs
+            signal = 0.5 * np.sin(2 * np.pi * freq * t)[:, None] * np.linspace(0.5, 1.5, 12)
+            signal = signal + 0.01 * rng.standard_normal(signal.shape)
+            suffix = "lr" if fs == 100 else "hr"
+            write_record(root / row[f"filename_{suffix}"], signal, fs)
+    pd.DataFrame(rows).to_csv(root / ptbxl.DATABASE_CSV, index=False)
+    STATEMENTS.to_csv(root / ptbxl.STATEMENTS_CSV)
+    return root
+
+
+@pytest.fixture
+def tiny_ptbxl(tmp_path) -> Path:
+    return make_tiny_ptbxl(tmp_path / "ptbxl")
+
+
+@pytest.fixture(scope="session")
+def real_ptbxl_dir() -> Path:
+    path = ptbxl.default_dir()
+    assert path is not None and (path / ptbxl.DATABASE_CSV).is_file(), (
+        "the real PTB-XL subset is needed: set PTBXL_DIR or keep ../shared/data/ptbxl"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
+    """The real subset prepared once per test session (about 20 s on 2 cores)."""
+    from ecg_keras import prepare
+
+    out = tmp_path_factory.mktemp("tfrecords") / "ptbxl100"
+    prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
+    return out

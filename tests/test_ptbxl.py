@@ -1,0 +1,131 @@
+"""ecg_keras.ptbxl: label tasks, lead order and record checks."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import wfdb
+
+from ecg_keras import ptbxl
+
+from conftest import write_record
+
+
+def test_superdiagnostic_counts_on_real_subset(real_ptbxl_dir):
+    # Counts stated in shared/data/ptbxl/SOURCE.md for the 1,987 records.
+    tasks, db = ptbxl.load_tasks(real_ptbxl_dir), ptbxl.load_database(real_ptbxl_dir)
+    counts, unlabeled = Counter(), 0
+    for codes in db.scp_codes:
+        names = tasks.labels(codes)["superdiagnostic"]
+        counts.update(names)
+        unlabeled += not names
+    assert len(db) == 1987
+    assert dict(counts) == {"NORM": 1051, "MI": 370, "STTC": 467, "CD": 410, "HYP": 215}
+    assert unlabeled == 22
+
+
+def test_task_class_lists_match_the_benchmark(real_ptbxl_dir):
+    tasks = ptbxl.load_tasks(real_ptbxl_dir)
+    sizes = {task: len(classes) for task, classes in tasks.classes.items()}
+    assert sizes == {
+        "superdiagnostic": 5,
+        "subdiagnostic": 23,
+        "diagnostic": 44,
+        "form": 19,
+        "rhythm": 12,
+        "all": 71,
+    }
+    assert tasks.classes["superdiagnostic"] == ("NORM", "MI", "STTC", "CD", "HYP")
+    assert list(tasks.classes["rhythm"]) == sorted(tasks.classes["rhythm"])
+
+
+def test_labels_ignore_likelihood_and_map_subclasses(tiny_ptbxl):
+    tasks = ptbxl.load_tasks(tiny_ptbxl)
+    labels = tasks.labels({"CLBBB": 0.0, "LVH": 35.0, "SR": 0.0, "UNKNOWN": 100.0})
+    assert labels["superdiagnostic"] == ["CD", "HYP"]
+    assert labels["subdiagnostic"] == ["CLBBB", "LVH"]
+    assert labels["rhythm"] == ["SR"]
+    assert labels["form"] == []
+    hot = tasks.multi_hot({"SR": 0.0})
+    assert hot["superdiagnostic"].tolist() == [0, 0, 0, 0, 0]
+    assert hot["all"].sum() == 1
+
+
+def test_read_signal_matches_wfdb_in_mv(real_ptbxl_dir):
+    db = ptbxl.load_database(real_ptbxl_dir)
+    path = ptbxl.record_path(real_ptbxl_dir, db.loc[1], 100)
+    signal = ptbxl.read_signal(path, 100, 1)
+    reference, fields = wfdb.rdsamp(str(path))
+    assert signal.shape == (1000, 12) and signal.dtype == np.float32
+    assert [n.upper() for n in fields["sig_name"]] == [n.upper() for n in ptbxl.LEADS]
+    np.testing.assert_allclose(signal, reference, atol=1e-6)
+
+
+def test_read_signal_reorders_leads_by_header_names(tmp_path):
+    signal = np.tile(np.arange(12, dtype=np.float64) / 10, (1000, 1))
+    shuffled = [11, 0, 5, 3, 2, 1, 4, 6, 7, 8, 9, 10]
+    write_record(
+        tmp_path / "rec", signal[:, shuffled], 100, leads=[ptbxl.LEADS[i] for i in shuffled]
+    )
+    np.testing.assert_allclose(ptbxl.read_signal(tmp_path / "rec", 100)[0], signal[0], atol=1e-3)
+
+
+def _broken(tmp_path, kind):
+    signal = np.zeros((1000, 12))
+    if kind == "leads":
+        write_record(tmp_path / "rec", signal[:, :11], 100, leads=ptbxl.LEADS[:11])
+    elif kind == "samples":
+        write_record(tmp_path / "rec", signal[:900], 100)
+    elif kind == "nan":
+        signal[10, 3] = np.nan
+        write_record(tmp_path / "rec", signal, 100)
+    elif kind == "names":
+        write_record(tmp_path / "rec", signal, 100, leads=[f"X{i}" for i in range(12)])
+    else:
+        write_record(tmp_path / "rec", signal, 100)
+        dat, hea = tmp_path / "rec.dat", tmp_path / "rec.hea"
+        if kind == "truncated":
+            dat.write_bytes(dat.read_bytes()[:5000])
+        elif kind == "header":
+            hea.write_text("this is not a header\n")
+        elif kind == "missing":
+            dat.unlink()
+    return tmp_path / "rec"
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("leads", "11 leads"),
+        ("samples", "900 samples"),
+        ("nan", "NaN"),
+        ("names", "lead names"),
+        ("truncated", "unreadable signal"),
+        ("header", "unreadable header"),
+        ("missing", "rec.dat not found"),
+    ],
+)
+def test_read_signal_rejects_bad_records(tmp_path, kind, message):
+    with pytest.raises(ptbxl.PtbxlError, match=message) as info:
+        ptbxl.read_signal(_broken(tmp_path, kind), 100, ecg_id=77)
+    assert "ecg_id 77" in str(info.value)
+
+
+def test_read_signal_rejects_infinite_values(tmp_path, monkeypatch):
+    # Format 16 cannot store inf, so the reader's output is patched.
+    path = _broken(tmp_path, "ok")
+    real = wfdb.rdrecord
+
+    def rdrecord(*args, **kwargs):
+        record = real(*args, **kwargs)
+        record.p_signal[0, 0] = np.inf
+        return record
+
+    monkeypatch.setattr(wfdb, "rdrecord", rdrecord)
+    with pytest.raises(ptbxl.PtbxlError, match="infinite"):
+        ptbxl.read_signal(path, 100)
+
+
+def test_missing_csv_names_the_file_and_how_to_download(tmp_path):
+    with pytest.raises(ptbxl.PtbxlError, match="ptbxl_database.csv.*ecg_keras.download"):
+        ptbxl.load_database(tmp_path)
