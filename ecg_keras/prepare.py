@@ -117,7 +117,7 @@ def _check_output(config: PrepareConfig, out: Path) -> dict | None:
 def _plan(config: PrepareConfig, db) -> tuple[list[tuple[int, list[int]]], list[int]]:
     """Finds missing records and groups the rest into shards: [(fold, [ecg_id, ...])]."""
     missing = []
-    for ecg_id, row in db.iterrows():
+    for ecg_id, row in zip(db.index, db.itertuples(), strict=True):
         path = ptbxl.record_path(config.ptbxl_dir, row, config.sampling_rate)
         if not (path.with_suffix(".hea").is_file() and path.with_suffix(".dat").is_file()):
             missing.append(int(ecg_id))
@@ -204,14 +204,15 @@ class _Totals:
         self.unlabeled = dict.fromkeys(classes, 0)
         self.sums, self.squares, self.n = np.zeros(12), np.zeros(12), 0
 
-    def add(self, fold: int, signal: np.ndarray, labels: dict[str, np.ndarray]) -> None:
+    def add(self, fold: int, labels: dict[str, np.ndarray], moments: np.ndarray, n: int) -> None:
+        """Counts one record; ``moments``: float64 [2, 12], per-lead sum and sum of squares."""
         for task, vec in labels.items():
             self.counts[task] += vec
             self.unlabeled[task] += int(not vec.any())
         if fold in TRAIN_FOLDS:
-            self.sums += signal.sum(0, dtype=np.float64)
-            self.squares += np.square(signal, dtype=np.float64).sum(0)
-            self.n += len(signal)
+            self.sums += moments[0]
+            self.squares += moments[1]
+            self.n += n
 
     def tasks(self) -> dict:
         return {
@@ -229,6 +230,25 @@ class _Totals:
         return {"folds": list(TRAIN_FOLDS), "mean": mean.tolist(), "std": std.tolist()}
 
 
+def _metadata(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """The example values of one record, less its signal, and its task -> multi-hot labels."""
+    from ecg_keras import tfrecord
+
+    labels = tasks.multi_hot(row.scp_codes)
+    values = {
+        "ecg_id": ecg_id,
+        "patient_id": int(row.patient_id),
+        "strat_fold": int(row.strat_fold),
+        "age": tfrecord.AGE_MISSING if np.isnan(row.age) else float(row.age),
+        "sex": int(row.sex),
+        "sampling_rate": rate,
+    }
+    for task, vec in labels.items():
+        values[f"labels/{task}"] = vec
+        values[f"has_label/{task}"] = int(vec.any())
+    return values, labels
+
+
 def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
     """Reads records in worker processes and writes ``plan``'s shards in order."""
     import tensorflow as tf
@@ -237,9 +257,10 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
     from ecg_keras import tfrecord
 
     out, rate = Path(config.output_dir), config.sampling_rate
+    rows = dict(zip(db.index, db.itertuples(), strict=True))  # .loc per record is slow
     fields = tfrecord.schema(rate, {t: len(c) for t, c in tasks.classes.items()})
     jobs = [
-        (str(ptbxl.record_path(config.ptbxl_dir, db.loc[i], rate)), rate, i)
+        (str(ptbxl.record_path(config.ptbxl_dir, rows[i], rate)), rate, i)
         for _, ids in plan
         for i in ids
     ]
@@ -255,6 +276,8 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
             signals = pool.imap(ptbxl.read_signal_job, jobs, chunksize=8)
         else:  # in-process: no spawn cost for tiny inputs and tests
             signals = map(ptbxl.read_signal_job, jobs)
+        # Computed while the readers start: everything about a record but its signal.
+        metadata = {i: _metadata(rows[i], i, tasks, rate) for _, ids in plan for i in ids}
         bar = stack.enter_context(
             tqdm(total=len(jobs), unit="records", desc="prepare", mininterval=1)
         )
@@ -264,24 +287,11 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
             tmp = out / f".{name}.tmp"
             with tf.io.TFRecordWriter(str(tmp), options) as writer:
                 for ecg_id in ids:
-                    got_id, signal = next(signals)
+                    got_id, signal, moments = next(signals)
                     assert got_id == ecg_id, (got_id, ecg_id)  # imap keeps the job order
-                    row = db.loc[ecg_id]
-                    labels = tasks.multi_hot(row.scp_codes)
-                    values = {
-                        "signal": signal,
-                        "ecg_id": ecg_id,
-                        "patient_id": int(row.patient_id),
-                        "strat_fold": fold,
-                        "age": tfrecord.AGE_MISSING if np.isnan(row.age) else float(row.age),
-                        "sex": int(row.sex),
-                        "sampling_rate": rate,
-                    }
-                    for task, vec in labels.items():
-                        values[f"labels/{task}"] = vec
-                        values[f"has_label/{task}"] = int(vec.any())
-                    writer.write(tfrecord.make_example(values, fields))
-                    totals.add(fold, signal, labels)
+                    values, labels = metadata.pop(ecg_id)
+                    writer.write(tfrecord.make_example({**values, "signal": signal}, fields))
+                    totals.add(fold, labels, moments, len(signal))
                     bar.update()
             os.replace(tmp, out / name)
             stat = (out / name).stat()

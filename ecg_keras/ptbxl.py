@@ -72,8 +72,7 @@ class LabelTasks:
         out = {}
         for task, names in self.labels(scp_codes).items():
             vec = np.zeros(len(self.classes[task]), np.int64)
-            index = {c: i for i, c in enumerate(self.classes[task])}
-            vec[[index[n] for n in names]] = 1
+            vec[[self.classes[task].index(n) for n in names]] = 1
             out[task] = vec
         return out
 
@@ -126,10 +125,10 @@ def load_database(ptbxl_dir: str | os.PathLike) -> pd.DataFrame:
     return db.sort_index()
 
 
-def record_path(ptbxl_dir: str | os.PathLike, row: pd.Series, sampling_rate: int) -> Path:
-    """The WFDB record path (without extension) of one database row."""
+def record_path(ptbxl_dir: str | os.PathLike, row, sampling_rate: int) -> Path:
+    """The WFDB record path (without extension) of one database row (Series or namedtuple)."""
     column = {100: "filename_lr", 500: "filename_hr"}[sampling_rate]
-    return Path(ptbxl_dir) / row[column]
+    return Path(ptbxl_dir) / getattr(row, column)
 
 
 def read_signal(
@@ -182,10 +181,14 @@ def read_signal(
     return np.ascontiguousarray(signal[:, order], dtype=np.float32)
 
 
-def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray]:
-    """``read_signal`` for a process pool: ``(path, sampling_rate, ecg_id) -> (ecg_id, signal)``.
+def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarray]:
+    """``read_signal`` for a process pool: ``(path, sampling_rate, ecg_id)`` ->
+    ``(ecg_id, signal, moments)``, moments float64 [2, 12] (per-lead sum and sum of squares).
 
-    It lives here, not in ``prepare``, so that worker processes never import TensorFlow.
+    The moments are computed here so that the writing process has less to do. It lives here,
+    not in ``prepare``, so that worker processes never import TensorFlow.
     """
     path, sampling_rate, ecg_id = job
-    return ecg_id, read_signal(path, sampling_rate, ecg_id)
+    signal = read_signal(path, sampling_rate, ecg_id)
+    wide = signal.astype(np.float64)
+    return ecg_id, signal, np.stack([wide.sum(0), np.square(wide).sum(0)])

@@ -1,0 +1,75 @@
+"""Run settings: one frozen dataclass, built from flags by the entry points.
+
+Every duration is in seconds, not samples, so that one config serves 100 Hz and 500 Hz data.
+No magic numbers live in function bodies: they live here, with the reason for each default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """How a raw ECG becomes the model's input, and how training perturbs it.
+
+    The STFT defaults (Hann window 0.64 s, hop 0.08 s, FFT 0.64 s, up to 50 Hz) give a
+    frequency resolution of 1/0.64 s = 1.5625 Hz (33 bins from 0 to 50 Hz) and a time step of
+    80 ms, i.e. 118 frames for the full 10 s: input float32 [118, 33, 12] at 100 Hz (64-sample
+    window, 8-sample hop) and at 500 Hz alike (320 / 40 samples). A window of 0.64 s holds
+    about one beat at rest, so each frame sees a whole P-QRS-T; 80 ms hops keep the beat-to-beat
+    rhythm. These are the settings of the spectrogram baseline measured in shared/MEASURED.md
+    (validation macro AUC 0.900 on the real subset); the tuner searches window and hop.
+    """
+
+    sampling_rate: int = 100  # Hz of the signals; must match the prepared data
+    window_seconds: float = 0.64
+    hop_seconds: float = 0.08
+    fft_seconds: float = 0.64  # >= window_seconds; longer zero-pads for finer bins
+    max_frequency_hz: float = 50.0  # the 100 Hz Nyquist: 100 and 500 Hz give the same bins
+    # log(|STFT| + offset), |STFT| scaled by 1/sum(window) to be in mV (a sine of amplitude A
+    # peaks at A/2). 1e-3 mV is PTB-XL's quantization step (1000 adu/mV): finer detail is noise.
+    log_offset: float = 1e-3
+
+    # Training-time augmentation (never applied to validation, test or exported models).
+    crop_seconds: float = 2.5  # random crops, as in the PTB-XL benchmark; 0 = full 10 s
+    window_stride_seconds: float = 1.25  # evaluation windows of crop_seconds, aggregated
+    amplitude_scale: float = 1.2  # gain drawn log-uniformly from [1/1.2, 1.2]
+    noise_std: float = 0.01  # mV of white noise, about the noise floor of a resting ECG
+    time_masks: int = 2  # SpecAugment masks on the normalized spectrogram
+    time_mask_seconds: float = 0.4  # widest time mask
+    freq_masks: int = 2
+    freq_mask_hz: float = 5.0  # widest frequency mask
+
+    def __post_init__(self):
+        if self.sampling_rate not in (100, 500):
+            raise ValueError(f"--sampling_rate={self.sampling_rate}: must be 100 or 500")
+        for name in ("window_seconds", "hop_seconds", "fft_seconds", "max_frequency_hz"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name}={getattr(self, name)}: must be > 0")
+        if self.fft_seconds < self.window_seconds:
+            raise ValueError(
+                f"--fft_seconds={self.fft_seconds} is shorter than "
+                f"--window_seconds={self.window_seconds}"
+            )
+        if self.log_offset <= 0:
+            raise ValueError(f"--log_offset={self.log_offset}: must be > 0")
+        if not 0 <= self.crop_seconds <= 10:
+            raise ValueError(f"--crop_seconds={self.crop_seconds}: must be in [0, 10]")
+        if self.crop_seconds and self.crop_seconds < self.window_seconds:
+            raise ValueError(f"--crop_seconds={self.crop_seconds} is shorter than one window")
+        if self.window_stride_seconds <= 0:
+            raise ValueError(f"--window_stride_seconds={self.window_stride_seconds}: must be > 0")
+        if self.amplitude_scale < 1 or self.noise_std < 0:
+            raise ValueError("--amplitude_scale must be >= 1 and --noise_std >= 0")
+        if min(self.time_masks, self.freq_masks) < 0:
+            raise ValueError("--time_masks and --freq_masks must be >= 0")
+
+    def samples(self, seconds: float) -> int:
+        """A duration in samples at ``sampling_rate``."""
+        return int(round(seconds * self.sampling_rate))
+
+    @property
+    def input_samples(self) -> int:
+        """Samples per model input: one crop, or the whole 10 s record."""
+        return self.samples(self.crop_seconds or 10.0)

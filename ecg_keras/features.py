@@ -1,0 +1,145 @@
+"""Pure tensor functions from a raw ECG to the model's input, and training augmentation.
+
+No Python state and no ``.numpy()``: the same code runs eagerly, inside ``tf.data`` and inside
+an exported SavedModel or TFLite model. Randomness is stateless (``tf.random.stateless_*``)
+with an explicit ``seed`` int32 [2], so a ``tf.data`` pipeline is reproducible even with
+parallel calls.
+
+Shapes: a signal is float32 [samples, 12] or [batch, samples, 12], in mV; a spectrogram is
+float32 [frames, bins, 12] or [batch, frames, bins, 12] (leads are the channels).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ecg_keras.config import FeatureConfig
+
+
+def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
+    """(frame_length, frame_step, fft_length, num_bins) in samples / bins at the config's rate.
+
+    Bins above ``max_frequency_hz`` are dropped, so 100 Hz and 500 Hz give the same axis.
+    """
+    frame_length = config.samples(config.window_seconds)
+    frame_step = max(config.samples(config.hop_seconds), 1)
+    fft_length = config.samples(config.fft_seconds)
+    bin_hz = config.sampling_rate / fft_length
+    num_bins = min(fft_length // 2, int(config.max_frequency_hz / bin_hz + 1e-6)) + 1
+    return frame_length, frame_step, fft_length, num_bins
+
+
+def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int, int]:
+    """(frames, bins, 12) of ``spectrogram`` for a signal of ``num_samples`` samples."""
+    frame_length, frame_step, _, num_bins = stft_sizes(config)
+    if num_samples < frame_length:
+        raise ValueError(f"{num_samples} samples is shorter than one window ({frame_length})")
+    return 1 + (num_samples - frame_length) // frame_step, num_bins, 12
+
+
+def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """Log-magnitude STFT of every lead.
+
+    Args:
+      signal: float32 [samples, 12] or [batch, samples, 12], mV, at ``config.sampling_rate``.
+      config: STFT window, hop, FFT length (seconds), maximum frequency and log offset.
+
+    Returns:
+      float32 [frames, bins, 12] (or with the batch dimension first):
+      ``log(|STFT| / sum(window) + log_offset)``, Hann window (periodic), no padding: frame
+      ``t`` covers samples ``[t * hop, t * hop + window)``.
+    """
+    frame_length, frame_step, fft_length, num_bins = stft_sizes(config)
+    signal = tf.convert_to_tensor(signal, tf.float32)
+    rank = signal.shape.rank
+    leads_first = tf.linalg.matrix_transpose(signal)  # [..., 12, samples]
+    stft = tf.signal.stft(
+        leads_first,
+        frame_length,
+        frame_step,
+        fft_length,
+        window_fn=tf.signal.hann_window,
+        pad_end=False,
+    )  # [..., 12, frames, fft_length // 2 + 1] complex64
+    window_sum = tf.reduce_sum(tf.signal.hann_window(frame_length))
+    magnitude = tf.abs(stft[..., :num_bins]) / window_sum  # [..., 12, frames, bins], mV
+    log_mag = tf.math.log(magnitude + config.log_offset)
+    perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
+    spec = tf.transpose(log_mag, perm)  # [..., frames, bins, 12]
+    # The converter needs static frames/bins/leads (MEASURED.md): restate them after the
+    # transposes, keeping the batch dimension dynamic.
+    if signal.shape[-2] is not None:
+        static = spectrogram_shape(config, signal.shape[-2])
+        spec = tf.reshape(spec, [-1, *static] if rank == 3 else static)
+    return spec
+
+
+def normalize(spec: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+    """``(spec - mean) / std`` with statistics float32 [bins, 12] from training folds only."""
+    return (spec - mean) / std
+
+
+def sliding_windows(signal: tf.Tensor, length: int, stride: int) -> tf.Tensor:
+    """float32 [..., samples, 12] -> [..., windows, length, 12]: windows at ``stride``."""
+    return tf.signal.frame(signal, length, stride, axis=-2)
+
+
+def random_crop(signal: tf.Tensor, length: int, seed: tf.Tensor) -> tf.Tensor:
+    """A random window of ``length`` samples of one signal float32 [samples, 12]."""
+    start = tf.random.stateless_uniform(
+        [], seed, minval=0, maxval=tf.shape(signal)[0] - length + 1, dtype=tf.int32
+    )
+    return tf.ensure_shape(signal[start : start + length], [length, signal.shape[-1]])
+
+
+def random_gain(signal: tf.Tensor, max_scale: float, seed: tf.Tensor) -> tf.Tensor:
+    """Multiplies the signal by a gain drawn log-uniformly from [1/max_scale, max_scale]."""
+    log_max = tf.math.log(tf.constant(max_scale, tf.float32))
+    gain = tf.exp(tf.random.stateless_uniform([], seed, -log_max, log_max))
+    return signal * gain
+
+
+def add_noise(signal: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
+    """Adds white Gaussian noise of ``std`` mV."""
+    return signal + tf.random.stateless_normal(tf.shape(signal), seed, stddev=std)
+
+
+def _mask(spec: tf.Tensor, axis: int, max_width: int, seed: tf.Tensor) -> tf.Tensor:
+    size = tf.shape(spec)[axis]
+    width_seed, start_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    width = tf.random.stateless_uniform([], width_seed, 0, max_width + 1, dtype=tf.int32)
+    width = tf.minimum(width, size)
+    start = tf.random.stateless_uniform([], start_seed, 0, size - width + 1, dtype=tf.int32)
+    index = tf.range(size)
+    keep = tf.logical_or(index < start, index >= start + width)
+    shape = [1] * spec.shape.rank
+    shape[axis] = -1
+    return spec * tf.cast(tf.reshape(keep, shape), spec.dtype)
+
+
+def spec_augment(spec: tf.Tensor, config: FeatureConfig, seed: tf.Tensor) -> tf.Tensor:
+    """SpecAugment time and frequency masks on one normalized spectrogram [frames, bins, 12].
+
+    Masked cells become 0, the training mean after normalization.
+    """
+    _, frame_step, fft_length, _ = stft_sizes(config)
+    max_frames = int(config.samples(config.time_mask_seconds) / frame_step)
+    max_bins = int(config.freq_mask_hz * fft_length / config.sampling_rate)
+    seeds = tf.random.experimental.stateless_split(seed, config.time_masks + config.freq_masks)
+    for i in range(config.time_masks):
+        spec = _mask(spec, 0, max_frames, seeds[i])
+    for i in range(config.freq_masks):
+        spec = _mask(spec, 1, max_bins, seeds[config.time_masks + i])
+    return spec
+
+
+def augment_signal(signal: tf.Tensor, config: FeatureConfig, seed: tf.Tensor) -> tf.Tensor:
+    """Training perturbations of one raw signal [10 s samples, 12] -> [input_samples, 12]."""
+    crop_seed, gain_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    if config.crop_seconds:
+        signal = random_crop(signal, config.input_samples, crop_seed)
+    if config.amplitude_scale > 1:
+        signal = random_gain(signal, config.amplitude_scale, gain_seed)
+    if config.noise_std > 0:
+        signal = add_noise(signal, config.noise_std, noise_seed)
+    return signal
