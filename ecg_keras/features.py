@@ -70,7 +70,12 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     # transposes, keeping the batch dimension dynamic.
     if signal.shape[-2] is not None:
         static = spectrogram_shape(config, signal.shape[-2])
-        spec = tf.reshape(spec, [-1, *static] if rank == 3 else static)
+        if rank == 2:
+            spec = tf.reshape(spec, static)
+        elif rank == 3:
+            spec = tf.reshape(spec, [-1, *static])
+        else:
+            spec = tf.reshape(spec, tf.concat([tf.shape(spec)[:-3], static], 0))
     return spec
 
 
@@ -84,19 +89,36 @@ def sliding_windows(signal: tf.Tensor, length: int, stride: int) -> tf.Tensor:
     return tf.signal.frame(signal, length, stride, axis=-2)
 
 
+def _batched(fn):
+    """Lets a function of a batch [batch, samples, 12] also take one signal [samples, 12]."""
+
+    def wrapper(signal, *args):
+        signal = tf.convert_to_tensor(signal, tf.float32)
+        if signal.shape.rank == 2:
+            return fn(signal[tf.newaxis], *args)[0]
+        return fn(signal, *args)
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_batched
 def random_crop(signal: tf.Tensor, length: int, seed: tf.Tensor) -> tf.Tensor:
-    """A random window of ``length`` samples of one signal float32 [samples, 12]."""
-    start = tf.random.stateless_uniform(
-        [], seed, minval=0, maxval=tf.shape(signal)[0] - length + 1, dtype=tf.int32
-    )
-    return tf.ensure_shape(signal[start : start + length], [length, signal.shape[-1]])
+    """A random window of ``length`` samples of each signal: [(batch,) samples, 12] ->
+    [(batch,) length, 12]."""
+    batch, samples = tf.shape(signal)[0], tf.shape(signal)[1]
+    unit = tf.random.stateless_uniform([batch], seed)
+    start = tf.cast(unit * tf.cast(samples - length + 1, tf.float32), tf.int32)  # [batch]
+    index = start[:, tf.newaxis] + tf.range(length)[tf.newaxis, :]  # [batch, length]
+    return tf.gather(signal, index, batch_dims=1)
 
 
+@_batched
 def random_gain(signal: tf.Tensor, max_scale: float, seed: tf.Tensor) -> tf.Tensor:
-    """Multiplies the signal by a gain drawn log-uniformly from [1/max_scale, max_scale]."""
+    """Multiplies each signal by a gain drawn log-uniformly from [1/max_scale, max_scale]."""
     log_max = tf.math.log(tf.constant(max_scale, tf.float32))
-    gain = tf.exp(tf.random.stateless_uniform([], seed, -log_max, log_max))
-    return signal * gain
+    gain = tf.exp(tf.random.stateless_uniform([tf.shape(signal)[0]], seed, -log_max, log_max))
+    return signal * gain[:, tf.newaxis, tf.newaxis]
 
 
 def add_noise(signal: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
@@ -105,36 +127,48 @@ def add_noise(signal: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
 
 
 def _mask(spec: tf.Tensor, axis: int, max_width: int, seed: tf.Tensor) -> tf.Tensor:
-    size = tf.shape(spec)[axis]
+    """Zeroes one random band of width [0, max_width] along ``axis`` (1 or 2) of each example
+    of ``spec`` float32 [batch, frames, bins, 12]."""
+    batch, size = tf.shape(spec)[0], tf.shape(spec)[axis]
     width_seed, start_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    width = tf.random.stateless_uniform([], width_seed, 0, max_width + 1, dtype=tf.int32)
+    width = tf.random.stateless_uniform([batch], width_seed, 0, max_width + 1, dtype=tf.int32)
     width = tf.minimum(width, size)
-    start = tf.random.stateless_uniform([], start_seed, 0, size - width + 1, dtype=tf.int32)
-    index = tf.range(size)
-    keep = tf.logical_or(index < start, index >= start + width)
-    shape = [1] * spec.shape.rank
-    shape[axis] = -1
-    return spec * tf.cast(tf.reshape(keep, shape), spec.dtype)
+    # Per-example ranges, so draw in [0, 1) and scale: stateless ints take one scalar maxval.
+    unit = tf.random.stateless_uniform([batch], start_seed)
+    start = tf.cast(unit * tf.cast(size - width + 1, tf.float32), tf.int32)
+    index = tf.range(size)[tf.newaxis, :]  # [1, size]
+    keep = tf.logical_or(index < start[:, None], index >= (start + width)[:, None])
+    shape = [batch, size, 1, 1] if axis == 1 else [batch, 1, size, 1]
+    return spec * tf.reshape(tf.cast(keep, spec.dtype), shape)
 
 
 def spec_augment(spec: tf.Tensor, config: FeatureConfig, seed: tf.Tensor) -> tf.Tensor:
-    """SpecAugment time and frequency masks on one normalized spectrogram [frames, bins, 12].
+    """SpecAugment: ``time_masks`` time bands and ``freq_masks`` frequency bands set to 0.
 
-    Masked cells become 0, the training mean after normalization.
+    Args:
+      spec: normalized float32 [frames, bins, 12] or [batch, frames, bins, 12]; 0 is the
+        training mean after normalization. Each example gets its own masks.
+      config: mask counts and widest masks (seconds, Hz).
+      seed: int32/int64 [2].
     """
+    single = spec.shape.rank == 3
+    if single:
+        spec = spec[tf.newaxis]
     _, frame_step, fft_length, _ = stft_sizes(config)
     max_frames = int(config.samples(config.time_mask_seconds) / frame_step)
     max_bins = int(config.freq_mask_hz * fft_length / config.sampling_rate)
-    seeds = tf.random.experimental.stateless_split(seed, config.time_masks + config.freq_masks)
+    num = config.time_masks + config.freq_masks
+    seeds = tf.random.experimental.stateless_split(seed, max(num, 1))
     for i in range(config.time_masks):
-        spec = _mask(spec, 0, max_frames, seeds[i])
+        spec = _mask(spec, 1, max_frames, seeds[i])
     for i in range(config.freq_masks):
-        spec = _mask(spec, 1, max_bins, seeds[config.time_masks + i])
-    return spec
+        spec = _mask(spec, 2, max_bins, seeds[config.time_masks + i])
+    return spec[0] if single else spec
 
 
 def augment_signal(signal: tf.Tensor, config: FeatureConfig, seed: tf.Tensor) -> tf.Tensor:
-    """Training perturbations of one raw signal [10 s samples, 12] -> [input_samples, 12]."""
+    """Training perturbations: signal float32 [(batch,) samples, 12] ->
+    [(batch,) input_samples, 12], each example with its own crop, gain and noise."""
     crop_seed, gain_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     if config.crop_seconds:
         signal = random_crop(signal, config.input_samples, crop_seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -24,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras import manifest as manifest_lib
 from ecg_keras import ptbxl
+from ecg_keras.manifest import MANIFEST, sha256_file
 
-MANIFEST = "manifest.json"
 TRAIN_FOLDS = tuple(range(1, 9))  # normalization statistics come from these folds only
 
 
@@ -60,31 +60,6 @@ class PrepareConfig:
             "compression": self.compression,
             "skip_missing": self.skip_missing,
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """Writes JSON to ``path.tmp`` then renames it, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def load_manifest(data_dir: str | os.PathLike) -> dict:
-    """Reads ``DATA_DIR/manifest.json``; raises FileNotFoundError naming the path."""
-    path = Path(data_dir) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: run `python -m ecg_keras.prepare --output_dir={data_dir}` first"
-        )
-    return json.loads(path.read_text())
 
 
 def _is_complete(output_dir: Path, manifest: dict) -> bool:
@@ -185,7 +160,7 @@ def prepare(config: PrepareConfig) -> dict:
         "shards": shards,
         "seconds": round(seconds, 2),
     }
-    write_json_atomic(out / MANIFEST, manifest)
+    manifest_lib.write_json_atomic(out / MANIFEST, manifest)
     total = sum(s["bytes"] for s in shards)
     print(
         f"wrote {num_records} records in {len(shards)} shards ({total / 1e6:.1f} MB) to {out} "

@@ -1,0 +1,223 @@
+"""``make_dataset``: prepared TFRecords -> batches of (spectrogram, multi-hot labels).
+
+The chain, and why it is in this order:
+  shard files -> interleave reads -> parse -> drop records without a label for the task
+  -> [cache: parsed clean signals, before anything random] -> [training: shuffle records]
+  -> [evaluation with crops: sliding windows per record] -> batch
+  -> [training: crop, gain, noise] -> spectrogram -> normalization -> [training: SpecAugment]
+  -> prefetch.
+Parsing, augmentation and the STFT all work on whole batches: one big op is far cheaper than
+many small ones (per-record maps made this pipeline ~2x slower). Random draws are still per
+example, from one stateless seed per batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ecg_keras import features, tfrecord
+from ecg_keras import manifest as manifest_lib
+from ecg_keras.config import FeatureConfig
+
+
+class DataError(ValueError):
+    """A dataset that cannot be read as asked; the message names the file, fold or task."""
+
+
+@functools.cache
+def _verify_shard(path: str, size: int, sha256: str, mtime_ns: int) -> None:
+    """Checks one shard against the manifest once per process (mtime_ns keys the cache)."""
+    del mtime_ns
+    if manifest_lib.sha256_file(Path(path)) != sha256:
+        raise DataError(f"{path}: sha256 differs from manifest.json; the shard is corrupt")
+
+
+def shard_files(data_dir, folds: Sequence[int], verify: bool = True) -> tuple[dict, list[str]]:
+    """The manifest and the shard paths of ``folds``, checked against the manifest.
+
+    Raises:
+      DataError: a missing fold, or a shard that is missing, truncated or (``verify``) corrupt.
+    """
+    manifest = manifest_lib.load(data_dir)
+    files = []
+    for fold in folds:
+        if manifest["folds"].get(str(fold), 0) == 0:
+            raise DataError(f"{data_dir}: fold {fold} has no records (folds: {manifest['folds']})")
+        for shard in manifest["shards"]:
+            if shard["fold"] != fold:
+                continue
+            path = Path(data_dir) / shard["file"]
+            if not path.is_file():
+                raise DataError(f"{path}: shard listed in manifest.json is missing")
+            stat = path.stat()
+            if stat.st_size != shard["bytes"]:
+                raise DataError(
+                    f"{path}: {stat.st_size} bytes, manifest.json says {shard['bytes']}; "
+                    "the shard is truncated or was rewritten: prepare the data again"
+                )
+            if verify:
+                _verify_shard(str(path), shard["bytes"], shard["sha256"], stat.st_mtime_ns)
+            files.append(str(path))
+    return manifest, files
+
+
+def feature_stats(
+    data_dir, folds: Sequence[int], config: FeatureConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-(bin, lead) mean and std of the log spectrogram over every record of ``folds``.
+
+    Call it with training folds only. Full 10 s records, no augmentation.
+
+    Returns:
+      mean, std: float32 [bins, 12].
+    """
+    full = FeatureConfig(**{**config.__dict__, "crop_seconds": 0.0})
+    ds = make_dataset(data_dir, folds, None, full, training=False, batch_size=256)
+    total = count = squares = 0.0
+    for spec, _ in ds:
+        spec = spec.numpy().astype(np.float64)  # [batch, frames, bins, 12]
+        total = total + spec.sum((0, 1))
+        squares = squares + np.square(spec).sum((0, 1))
+        count += spec.shape[0] * spec.shape[1]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 1e-12))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def make_dataset(
+    data_dir: str | os.PathLike,
+    folds: Sequence[int],
+    task: str | None,
+    config: FeatureConfig,
+    training: bool,
+    *,
+    batch_size: int = 64,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+    cache: bool = False,
+    deterministic: bool = False,
+    with_ids: bool = False,
+    drop_remainder: bool = False,
+    num_workers: int = 1,
+    input_context: tf.distribute.InputContext | None = None,
+    verify: bool = True,
+) -> tf.data.Dataset:
+    """Batches of model inputs from the prepared TFRecords in ``data_dir``.
+
+    Args:
+      data_dir: a folder written by ``ecg_keras.prepare`` (with ``manifest.json``).
+      folds: ``strat_fold`` values to read, e.g. ``range(1, 9)``.
+      task: label task (``superdiagnostic`` ...); records without a label for it are dropped.
+        ``None`` keeps every record and yields all-zero labels of width 0.
+      config: features; its sampling rate must match the data.
+      training: shuffle, random crops, gain, noise and SpecAugment. Without it, crops become
+        sliding windows (``window_stride_seconds``) and nothing is random.
+      batch_size: global batch size (divided by ``input_context`` replicas when given).
+      stats: (mean, std) float32 [bins, 12] from ``feature_stats`` on training folds; None
+        leaves the log spectrogram unnormalized.
+      seed: seeds shuffling and augmentation; the same seed gives the same batches.
+      cache: keep parsed signals in memory after the first epoch (small datasets).
+      deterministic: keep element order fixed even with parallel reads (for tests).
+      with_ids: also yield ecg_id int64 [batch].
+      num_workers: workers that will auto-shard this dataset under a ``tf.distribute``
+        strategy: files are sharded when every worker gets one, records otherwise.
+      input_context: from ``distribute_datasets_from_function``: shards explicitly.
+      verify: check every shard's sha256 against the manifest (once per process).
+
+    Returns:
+      A dataset of (spec, labels[, ecg_id]): spec float32 [batch, frames, bins, 12], or
+      [batch, windows, frames, bins, 12] when evaluating with crops; labels float32
+      [batch, classes].
+    """
+    manifest, files = shard_files(data_dir, folds, verify=verify)
+    if config.sampling_rate != manifest["sampling_rate"]:
+        raise DataError(
+            f"{data_dir} holds {manifest['sampling_rate']} Hz records but the features are "
+            f"set for --sampling_rate={config.sampling_rate}"
+        )
+    if task is not None and task not in manifest["tasks"]:
+        raise DataError(f"unknown task {task!r}; {data_dir} has {sorted(manifest['tasks'])}")
+    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
+    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
+    compression = "GZIP" if manifest["compression"] == "GZIP" else ""
+    auto = tf.data.AUTOTUNE
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    # Under distribute_datasets_from_function: shard by file when every pipeline gets one,
+    # otherwise every pipeline reads all files and keeps every n-th record.
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    shard_records = pipelines > 1 and len(files) < pipelines
+    if pipelines > 1 and not shard_records:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=auto,
+        deterministic=deterministic,
+    )
+    if shard_records:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+
+    def parse(serialized):  # [n] strings: parsing a batch at once is much cheaper
+        ex = tfrecord.parse_example(serialized, fields)
+        if task is None:
+            return ex["signal"], ex["ecg_id"], ex["ecg_id"], tf.ones_like(ex["ecg_id"], tf.bool)
+        labels = tf.cast(ex[f"labels/{task}"], tf.float32)
+        return ex["signal"], labels, ex["ecg_id"], ex[f"has_label/{task}"] > 0
+
+    ds = ds.batch(256).map(parse, num_parallel_calls=auto, deterministic=deterministic).unbatch()
+    ds = ds.filter(lambda signal, labels, ecg_id, keep: keep)
+    # (Zero-width labels are made after unbatch(): unbatching them crashes TF 2.21.)
+    ds = ds.map(
+        lambda signal, labels, ecg_id, keep: (signal, labels if task else tf.zeros([0]), ecg_id)
+    )
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    elif config.crop_seconds:
+        length, stride = config.input_samples, config.samples(config.window_stride_seconds)
+        ds = ds.map(lambda signal, *rest: (features.sliding_windows(signal, length, stride), *rest))
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    mean, std = (None, None) if stats is None else (tf.constant(stats[0]), tf.constant(stats[1]))
+
+    def to_spectrogram(signal, labels, ecg_id, seed):
+        if training:
+            signal_seed, spec_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            signal = features.augment_signal(signal, config, signal_seed)
+        spec = features.spectrogram(signal, config)
+        if stats is not None:
+            spec = features.normalize(spec, mean, std)
+        if training:
+            spec = features.spec_augment(spec, config, spec_seed)
+        return spec, labels, ecg_id
+
+    # One seed pair per batch, reproducible from ``seed`` and different every epoch.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip(ds, seeds).map(
+        lambda batch, s: to_spectrogram(*batch, s),
+        num_parallel_calls=auto,
+        deterministic=deterministic,
+    )
+    if not with_ids:
+        ds = ds.map(lambda spec, labels, ecg_id: (spec, labels))
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    few_files = num_workers > 1 and len(files) < num_workers
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+        if few_files
+        else tf.data.experimental.AutoShardPolicy.FILE
+    )
+    return ds.with_options(options).prefetch(auto)

@@ -1,0 +1,136 @@
+"""ecg_keras.features: the spectrogram against scipy, shapes, eager == tf.data, augmentation."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.signal
+import tensorflow as tf
+
+from ecg_keras import features
+from ecg_keras.config import FeatureConfig
+
+
+def _scipy_reference(signal, config):
+    """The same transform with scipy: Hann window, no padding, scaled by 1/sum(window)."""
+    frame_length, frame_step, fft_length, num_bins = features.stft_sizes(config)
+    _, _, z = scipy.signal.stft(
+        signal.T,
+        window="hann",
+        nperseg=frame_length,
+        noverlap=frame_length - frame_step,
+        nfft=fft_length,
+        boundary=None,
+        padded=False,
+        detrend=False,
+    )  # [12, fft_length // 2 + 1, frames], scaled by 1/sum(window) ("spectrum" scaling)
+    return np.log(np.abs(z[:, :num_bins]) + config.log_offset).transpose(2, 1, 0)
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_spectrogram_matches_scipy(rate):
+    config = FeatureConfig(sampling_rate=rate)
+    signal = np.random.default_rng(rate).normal(0, 0.3, (rate * 10, 12)).astype(np.float32)
+    ours = features.spectrogram(signal, config).numpy()
+    np.testing.assert_allclose(ours, _scipy_reference(signal, config), atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_documented_shapes(rate):
+    config = FeatureConfig(sampling_rate=rate)
+    assert features.spectrogram_shape(config, rate * 10) == (118, 33, 12)
+    assert features.spectrogram_shape(config, int(rate * 2.5)) == (24, 33, 12)
+    batch = features.spectrogram(tf.zeros([3, rate * 10, 12]), config)
+    assert batch.shape == (3, 118, 33, 12) and batch.dtype == tf.float32
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_sine_peaks_in_its_bin_in_every_lead(rate):
+    config = FeatureConfig(sampling_rate=rate)
+    _, _, fft_length, _ = features.stft_sizes(config)
+    bin_hz = rate / fft_length  # 1.5625 Hz
+    t = np.arange(rate * 10) / rate
+    amplitudes = np.linspace(0.2, 2.0, 12)
+    signal = (np.sin(2 * np.pi * 8 * bin_hz * t)[:, None] * amplitudes).astype(np.float32)
+    spec = features.spectrogram(signal, config).numpy()  # [frames, bins, 12]
+    assert (spec.mean(0).argmax(0) == 8).all()
+    # Scaled by 1/sum(window): a sine of amplitude A peaks at A / 2 in every lead.
+    np.testing.assert_allclose(np.exp(spec[:, 8]).mean(0), amplitudes / 2 + 1e-3, rtol=1e-3)
+
+
+def test_eager_and_tf_data_agree():
+    config = FeatureConfig()
+    signals = np.random.default_rng(1).normal(0, 0.3, (4, 1000, 12)).astype(np.float32)
+    seed = tf.constant([3, 4], tf.int64)
+
+    def fn(x):
+        augmented = features.augment_signal(x, config, seed)
+        spec = features.spectrogram(augmented, config)
+        return spec, features.spec_augment(spec, config, seed)
+
+    eager = fn(signals)
+    piped = next(iter(tf.data.Dataset.from_tensors(signals).map(fn)))
+    graph = tf.function(fn)(signals)
+    for a, b, c in zip(eager, piped, graph, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+
+
+def test_random_crop_takes_a_contiguous_window_per_example():
+    signal = tf.tile(tf.range(1000, dtype=tf.float32)[None, :, None], [8, 1, 12])
+    crops = features.random_crop(signal, 250, tf.constant([0, 1])).numpy()
+    assert crops.shape == (8, 250, 12)
+    starts = crops[:, 0, 0]
+    np.testing.assert_array_equal(crops[:, :, 0], starts[:, None] + np.arange(250))
+    assert len(set(starts)) > 1 and starts.min() >= 0 and starts.max() <= 750
+    single = features.random_crop(signal[0], 250, tf.constant([0, 1]))
+    assert single.shape == (250, 12)
+
+
+def test_gain_and_noise_stay_in_their_ranges():
+    ones = tf.ones([64, 250, 12])
+    gained = features.random_gain(ones, 1.2, tf.constant([5, 6])).numpy()[:, 0, 0]
+    assert gained.min() >= 1 / 1.2 - 1e-6 and gained.max() <= 1.2 + 1e-6 and gained.std() > 0.02
+    noisy = features.add_noise(tf.zeros([64, 250, 12]), 0.01, tf.constant([7, 8])).numpy()
+    assert abs(noisy.std() - 0.01) < 5e-4
+
+
+def test_spec_augment_masks_bands_and_follows_the_seed():
+    config = FeatureConfig(time_masks=1, freq_masks=1, time_mask_seconds=0.8, freq_mask_hz=10)
+    spec = tf.ones([16, 24, 33, 12])
+    out = features.spec_augment(spec, config, tf.constant([1, 2])).numpy()
+    again = features.spec_augment(spec, config, tf.constant([1, 2])).numpy()
+    other = features.spec_augment(spec, config, tf.constant([2, 2])).numpy()
+    np.testing.assert_array_equal(out, again)
+    assert not np.array_equal(out, other)
+    assert set(np.unique(out)) <= {0.0, 1.0} and (out == 0).any()
+    zero_frames = (out == 0).all(axis=(2, 3)).sum(1)  # whole frames masked, per example
+    zero_bins = (out == 0).all(axis=(1, 3)).sum(1)
+    assert zero_frames.max() <= 10 and zero_bins.max() <= 6  # 0.8 s / 80 ms, 10 Hz / 1.5625
+    assert len({tuple(row) for row in (out[:, :, :, 0] == 0).reshape(16, -1)}) > 1
+    single = features.spec_augment(spec[0], config, tf.constant([1, 2]))
+    assert single.shape == (24, 33, 12)
+
+
+def test_sliding_windows_and_normalize():
+    signal = tf.reshape(tf.range(1000 * 12, dtype=tf.float32), [1000, 12])
+    windows = features.sliding_windows(signal, 250, 125)
+    assert windows.shape == (7, 250, 12)
+    np.testing.assert_array_equal(windows[1, 0].numpy(), signal[125].numpy())
+    spec = tf.fill([5, 33, 12], 3.0)
+    out = features.normalize(spec, tf.fill([33, 12], 1.0), tf.fill([33, 12], 2.0))
+    np.testing.assert_allclose(out.numpy(), 1.0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"fft_seconds": 0.32}, "fft_seconds"),
+        ({"crop_seconds": 12.0}, "crop_seconds"),
+        ({"sampling_rate": 250}, "sampling_rate"),
+        ({"hop_seconds": 0.0}, "hop_seconds"),
+    ],
+)
+def test_config_rejects_bad_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(FeatureConfig(), **change)
