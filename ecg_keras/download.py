@@ -11,7 +11,6 @@ with HTTP Range requests, and a rerun skips files that already verify.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -23,6 +22,8 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+from ecg_keras.manifest import sha256_file
 
 DEFAULT_BASE_URL = "https://physionet.org/files/ptb-xl/{version}/"
 SUMS_FILE = "SHA256SUMS.txt"
@@ -94,11 +95,6 @@ def select_files(
         if max_ecg_id is None or int(match.group(2)) <= max_ecg_id:
             selected[path] = sha
     return dict(sorted(selected.items()))
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _transfer(url: str, part: Path, stop: threading.Event) -> int:

@@ -155,3 +155,29 @@ def test_damaged_or_mismatched_data_names_the_problem(tiny_tfrecords, tmp_path):
         input_pipeline.make_dataset(tiny_tfrecords, [1], "rhythm", config500, training=False)
     with pytest.raises(FileNotFoundError, match="manifest.json not found"):
         input_pipeline.make_dataset(tmp_path, [1], "rhythm", CONFIG, training=False)
+
+
+def test_feeds_a_distribution_strategy(tiny_tfrecords):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    dist = strategy.distribute_datasets_from_function(
+        lambda context: input_pipeline.make_dataset(
+            tiny_tfrecords,
+            range(1, 9),
+            "rhythm",
+            CONFIG,
+            training=True,
+            batch_size=8,
+            input_context=context,
+        )
+    )
+    spec, labels = next(iter(dist))
+    assert tuple(spec.shape) == (8, 24, 33, 12) and tuple(labels.shape) == (8, 2)
+    policy = tf.data.experimental.AutoShardPolicy
+    few = input_pipeline.make_dataset(
+        tiny_tfrecords, [1], "rhythm", CONFIG, training=False, num_workers=2
+    )
+    many = input_pipeline.make_dataset(
+        tiny_tfrecords, range(1, 9), "rhythm", CONFIG, training=False, num_workers=2
+    )
+    assert few.options().experimental_distribute.auto_shard_policy == policy.DATA
+    assert many.options().experimental_distribute.auto_shard_policy == policy.FILE

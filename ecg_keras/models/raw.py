@@ -1,0 +1,122 @@
+"""A model on the raw ECG: the spectrogram and its normalization as the first layer.
+
+Training feeds spectrograms computed in ``tf.data``; export and inference want one model that
+takes the signal itself, so that the features can never drift from training. ``SpectrogramLayer``
+runs the same pure-TF ``features.spectrogram`` and ``features.normalize`` inside the model, and
+saves its FeatureConfig in its config and the training statistics as non-trainable weights, so
+``model.save("m.keras")`` + ``keras.models.load_model`` round-trips.
+
+    raw = build_raw_model(spectrogram_model, FeatureConfig(), mean, std)  # mean, std [33, 12]
+    logits = raw(ecg)  # ecg float32 [batch, 250, 12] mV -> [batch, num_classes]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from ecg_keras import features
+from ecg_keras.config import FeatureConfig
+from ecg_keras.models.blocks import NUM_LEADS
+
+
+def _statistic(value, name, num_bins):
+    """``value`` broadcast to float32 [num_bins, 12], or ValueError."""
+    array = np.asarray(value, np.float32)
+    try:
+        return np.broadcast_to(array, (num_bins, NUM_LEADS)).copy()
+    except ValueError:
+        raise ValueError(
+            f"{name} must broadcast to [bins, leads] = [{num_bins}, {NUM_LEADS}], "
+            f"got shape {array.shape}"
+        ) from None
+
+
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class SpectrogramLayer(keras.layers.Layer):
+    """Raw ECG -> normalized log-STFT: ``normalize(spectrogram(x, config), mean, std)``.
+
+    Args:
+      feature_config: FeatureConfig (or its fields as a dict); its STFT settings are used.
+      mean, std: training statistics broadcastable to float32 [bins, 12]; None leaves 0 and 1
+        (what ``from_config`` does before ``load_model`` restores the saved weights).
+
+    Call:
+      float32 [batch, samples, 12] mV -> float32 [batch, frames, bins, 12].
+    """
+
+    def __init__(self, feature_config, mean=None, std=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(feature_config, dict):
+            feature_config = FeatureConfig(**feature_config)
+        self.feature_config = feature_config
+        self.num_bins = features.stft_sizes(feature_config)[3]
+        self._initial_mean = None if mean is None else _statistic(mean, "mean", self.num_bins)
+        self._initial_std = None if std is None else _statistic(std, "std", self.num_bins)
+        if self._initial_std is not None and not (self._initial_std > 0).all():
+            raise ValueError(f"std must be > 0 everywhere, got min {self._initial_std.min()}")
+
+    def build(self, input_shape):
+        shape = (self.num_bins, NUM_LEADS)
+        self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=shape, initializer="ones", trainable=False, name="std")
+        if self._initial_mean is not None:
+            self.mean.assign(self._initial_mean)
+        if self._initial_std is not None:
+            self.std.assign(self._initial_std)
+
+    def call(self, signal):
+        spec = features.spectrogram(signal, self.feature_config)  # [batch, frames, bins, 12]
+        return features.normalize(spec, self.mean.value, self.std.value)
+
+    def compute_output_shape(self, input_shape):
+        samples = input_shape[-2]
+        if samples is None:
+            return (input_shape[0], None, self.num_bins, NUM_LEADS)
+        return (input_shape[0], *features.spectrogram_shape(self.feature_config, samples))
+
+    def get_config(self):
+        config = super().get_config()
+        config["feature_config"] = dataclasses.asdict(self.feature_config)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["feature_config"] = FeatureConfig(**config["feature_config"])
+        return cls(**config)
+
+
+def build_raw_model(spectrogram_model, feature_config, mean, std, num_samples=None):
+    """Wraps a spectrogram model into a model on the raw ECG.
+
+    Args:
+      spectrogram_model: keras.Model float32 [batch, frames, bins, 12] -> logits
+        [batch, num_classes], e.g. from ``ecg_keras.models.get``.
+      feature_config: FeatureConfig the spectrograms were computed with in training.
+      mean, std: training statistics of the spectrogram, float32 broadcastable to [bins, 12].
+      num_samples: fixed signal length; default ``feature_config.input_samples`` (one crop,
+        or 10 s when crops are off).
+
+    Returns:
+      keras.Model: ``ecg`` float32 [batch, num_samples, 12] (mV) -> logits float32
+      [batch, num_classes], equal to ``spectrogram_model(normalize(spectrogram(ecg)))``.
+
+    Raises:
+      ValueError: the model's input shape does not match the spectrogram of ``num_samples``
+        samples, or mean/std do not fit [bins, 12], or std <= 0.
+    """
+    num_samples = num_samples or feature_config.input_samples
+    expected = features.spectrogram_shape(feature_config, num_samples)  # (frames, bins, 12)
+    got = tuple(spectrogram_model.input_shape[1:])
+    if len(got) != 3 or any(g is not None and g != e for g, e in zip(got, expected, strict=True)):
+        raise ValueError(
+            f"spectrogram_model takes {got}, but {num_samples} samples give a spectrogram of "
+            f"{expected} with this feature_config"
+        )
+    ecg = keras.Input((num_samples, NUM_LEADS), name="ecg")  # [batch, samples, 12]
+    spec = SpectrogramLayer(feature_config, mean, std, name="stft")(ecg)  # [b, frames, bins, 12]
+    logits = spectrogram_model(spec)  # [batch, num_classes]
+    return keras.Model(ecg, logits, name=f"{spectrogram_model.name}_raw")
