@@ -76,3 +76,56 @@ class FeatureConfig:
     def input_samples(self) -> int:
         """Samples per model input: one crop, or the whole 10 s record."""
         return self.samples(self.crop_seconds or 10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, split, model, optimizer. Durations in epochs/steps."""
+
+    data_dir: str = "tfrecords/ptbxl100"
+    ptbxl_dir: str | None = None  # prepare data_dir from here first when it has no manifest
+    task: str = "superdiagnostic"
+    classes: tuple[str, ...] = ()  # a subset of the task's classes; () = all of them
+    model: str = "vgg_small"  # a preset of ecg_keras.models (vgg, resnet, vgg_small, ...)
+    dropout: float = 0.3
+    head: str = "gap"
+    epochs: int = 30
+    batch_size: int = 64
+    seed: int = 0
+    # The PTB-XL benchmark split: folds 1-8 train, 9 validation, 10 test.
+    train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    val_folds: tuple[int, ...] = (9,)
+    test_folds: tuple[int, ...] = (10,)
+    # AdamW with warm-up then cosine decay; "onecycle" warms up for 30% of the steps (like
+    # the benchmark's one-cycle policy), "cosine" for 5%.
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"
+    class_weighting: bool = False  # weight positives by negatives/positives per class
+    aggregate: str = "max"  # how window predictions combine into one per record
+    cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
+    strategy: str = "default"
+    mixed_precision: bool = False
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"--epochs={self.epochs}, --batch_size={self.batch_size}: must be >= 1"
+            )
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ValueError(f"--schedule={self.schedule}: must be onecycle or cosine")
+        if self.aggregate not in ("max", "mean"):
+            raise ValueError(f"--aggregate={self.aggregate}: must be max or mean")
+        if self.strategy not in ("default", "mirrored", "multi_worker"):
+            raise ValueError(
+                f"--strategy={self.strategy}: must be default, mirrored or multi_worker"
+            )
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("--learning_rate must be > 0 and --weight_decay >= 0")
+        split = [set(self.train_folds), set(self.val_folds), set(self.test_folds)]
+        if not all(split) or any(a & b for i, a in enumerate(split) for b in split[i + 1 :]):
+            raise ValueError(
+                f"train/val/test folds must be non-empty and disjoint, got {self.train_folds}, "
+                f"{self.val_folds}, {self.test_folds}"
+            )

@@ -105,6 +105,7 @@ def make_dataset(
     with_ids: bool = False,
     drop_remainder: bool = False,
     num_workers: int = 1,
+    worker_index: int = 0,
     input_context: tf.distribute.InputContext | None = None,
     verify: bool = True,
 ) -> tf.data.Dataset:
@@ -125,9 +126,12 @@ def make_dataset(
       cache: keep parsed signals in memory after the first epoch (small datasets).
       deterministic: keep element order fixed even with parallel reads (for tests).
       with_ids: also yield ecg_id int64 [batch].
-      num_workers: workers that will auto-shard this dataset under a ``tf.distribute``
-        strategy: files are sharded when every worker gets one, records otherwise.
-      input_context: from ``distribute_datasets_from_function``: shards explicitly.
+      num_workers, worker_index: under a multi-worker strategy (``model.fit`` with
+        MultiWorkerMirroredStrategy), this worker's share: whole files when every worker gets
+        at least one, every n-th record otherwise. Sharding is done here, and tf.distribute's
+        auto-sharding is turned off: its FILE policy cannot shard the seed stream zipped in
+        below.
+      input_context: from ``distribute_datasets_from_function``: the same, per pipeline.
       verify: check every shard's sha256 against the manifest (once per process).
 
     Returns:
@@ -151,10 +155,13 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     # Under distribute_datasets_from_function: shard by file when every pipeline gets one,
     # otherwise every pipeline reads all files and keeps every n-th record.
-    pipelines = input_context.num_input_pipelines if input_context else 1
+    if input_context is not None:
+        pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    else:
+        pipelines, index = num_workers, worker_index
     shard_records = pipelines > 1 and len(files) < pipelines
     if pipelines > 1 and not shard_records:
-        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+        ds = ds.shard(pipelines, index)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     if training:
@@ -166,7 +173,7 @@ def make_dataset(
         deterministic=deterministic,
     )
     if shard_records:
-        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+        ds = ds.shard(pipelines, index)
 
     def parse(serialized):  # [n] strings: parsing a batch at once is much cheaper
         ex = tfrecord.parse_example(serialized, fields)
@@ -214,10 +221,9 @@ def make_dataset(
         ds = ds.map(lambda spec, labels, ecg_id: (spec, labels))
     options = tf.data.Options()
     options.deterministic = deterministic
-    few_files = num_workers > 1 and len(files) < num_workers
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
-        if few_files
-        else tf.data.experimental.AutoShardPolicy.FILE
-    )
+    # Sharded above when asked; otherwise a strategy that shards on its own must split
+    # records (DATA): FILE cannot see through the zip with the seed stream.
+    policy = tf.data.experimental.AutoShardPolicy
+    sharded = pipelines > 1 or input_context is not None
+    options.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
     return ds.with_options(options).prefetch(auto)

@@ -172,12 +172,23 @@ def test_feeds_a_distribution_strategy(tiny_tfrecords):
     )
     spec, labels = next(iter(dist))
     assert tuple(spec.shape) == (8, 24, 33, 12) and tuple(labels.shape) == (8, 2)
-    policy = tf.data.experimental.AutoShardPolicy
-    few = input_pipeline.make_dataset(
-        tiny_tfrecords, [1], "rhythm", CONFIG, training=False, num_workers=2
-    )
-    many = input_pipeline.make_dataset(
-        tiny_tfrecords, range(1, 9), "rhythm", CONFIG, training=False, num_workers=2
-    )
-    assert few.options().experimental_distribute.auto_shard_policy == policy.DATA
-    assert many.options().experimental_distribute.auto_shard_policy == policy.FILE
+
+    def worker_ids(folds, index):
+        ds = input_pipeline.make_dataset(
+            tiny_tfrecords,
+            folds,
+            "rhythm",
+            CONFIG,
+            training=False,
+            batch_size=4,
+            with_ids=True,
+            num_workers=2,
+            worker_index=index,
+        )
+        policy = ds.options().experimental_distribute.auto_shard_policy
+        assert policy == tf.data.experimental.AutoShardPolicy.OFF  # sharded by make_dataset
+        return {int(i) for batch in ds for i in batch[2]}
+
+    for folds, total in ((range(1, 9), 24), ([1], 3)):  # by file, then by record
+        first, second = worker_ids(folds, 0), worker_ids(folds, 1)
+        assert first and second and not first & second and len(first | second) == total

@@ -184,7 +184,8 @@ def head(x, num_classes, head, dropout, dense_units, name):
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    # float32 logits even under a mixed_float16 policy: the loss needs full precision.
+    return layers.Dense(num_classes, dtype="float32", name="logits")(x)
 
 
 def is_positive_int(value):

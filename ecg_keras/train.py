@@ -1,0 +1,386 @@
+"""Train a spectrogram CNN on prepared PTB-XL and evaluate it with the benchmark protocol.
+
+    python -m ecg_keras.train --flagfile=configs/quickstart.cfg [--workdir=runs/NAME] ...
+
+The workdir receives ``flags.cfg`` (``--flagfile=WORKDIR/flags.cfg`` reruns it), ``run.json``
+(the resolved config and the normalization statistics), ``model.keras`` (the epoch with the
+best validation macro AUC), ``history.csv``, TensorBoard logs in ``logs/``, ``metrics.json``,
+``predictions_test.csv``, ``training_curves.png`` and ``roc_test.png``. A killed run continues
+from its last completed epoch when the same command is run again (``backup/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecg_keras import manifest as manifest_lib
+from ecg_keras.config import FeatureConfig, TrainConfig
+
+MODEL, RUN, FLAGS_FILE, BEST = "model.keras", "run.json", "flags.cfg", "best.json"
+
+
+def run_classes(config: TrainConfig) -> list[str]:
+    """The classes this run predicts: the task's (from the manifest) or the chosen subset."""
+    manifest = manifest_lib.load(config.data_dir)
+    if config.task not in manifest["tasks"]:
+        raise ValueError(
+            f"unknown --task={config.task}; {config.data_dir} has {sorted(manifest['tasks'])}"
+        )
+    known = manifest["tasks"][config.task]["classes"]
+    unknown = [c for c in config.classes if c not in known]
+    if unknown:
+        raise ValueError(
+            f"--classes {unknown} are not classes of {config.task} in "
+            f"{config.data_dir}/manifest.json: {known}"
+        )
+    return list(config.classes) or known
+
+
+def class_index(config: TrainConfig) -> list[int]:
+    """Columns of the task's label vector that this run predicts."""
+    known = manifest_lib.load(config.data_dir)["tasks"][config.task]["classes"]
+    return [known.index(c) for c in run_classes(config)]
+
+
+def config_to_json(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_json(obj: dict) -> TrainConfig:
+    obj = dict(obj)
+    obj["features"] = FeatureConfig(**obj["features"])
+    for key in ("classes", "train_folds", "val_folds", "test_folds"):
+        obj[key] = tuple(obj[key])
+    return TrainConfig(**obj)
+
+
+def load_run(workdir) -> tuple[TrainConfig, tuple[np.ndarray, np.ndarray]]:
+    """The config and normalization statistics (mean, std float32 [bins, 12]) of a run."""
+    path = Path(workdir) / RUN
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
+    run = json.loads(path.read_text())
+    stats = (
+        np.asarray(run["stats"]["mean"], np.float32),
+        np.asarray(run["stats"]["std"], np.float32),
+    )
+    return config_from_json(run["config"]), stats
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        # Measured here with TF 2.21 / Keras 3.15 on two workers on 127.0.0.1: fit() fails
+        # first in _maybe_symbolic_build ("Attempt to convert a value (PerReplica ...)") and,
+        # past that, in reduce_per_replica; upstream: keras-team/keras#20585 (open).
+        raise ValueError(
+            "--strategy=multi_worker: Keras 3.15's model.fit does not run under "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy=mirrored "
+            "for several GPUs on one machine"
+        )
+    return tf.distribute.get_strategy()
+
+
+def _is_chief() -> bool:
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and task.get("index", 0) == 0
+
+
+def _worker() -> tuple[int, int]:
+    """(number of workers, this worker's index) from TF_CONFIG; (1, 0) without it."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    cluster, task = tf_config.get("cluster", {}), tf_config.get("task", {})
+    chiefs = len(cluster.get("chief", []))
+    index = task.get("index", 0) + (chiefs if task.get("type") == "worker" else 0)
+    return max(1, len(cluster.get("worker", [])) + chiefs), index
+
+
+def _loss(config: TrainConfig, pos_weight: np.ndarray | None):
+    """Binary cross-entropy on logits; with class weighting, positives of class k count
+    ``pos_weight[k]`` (negatives / positives) times."""
+    import keras
+    import tensorflow as tf
+
+    if pos_weight is None:
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    weight = tf.constant(pos_weight, tf.float32)
+
+    def weighted_bce(y_true, logits):
+        loss = tf.nn.weighted_cross_entropy_with_logits(y_true, logits, weight)
+        return tf.reduce_mean(loss, -1)
+
+    return weighted_bce
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = config.epochs * steps_per_epoch
+    warmup = int(total * (0.3 if config.schedule == "onecycle" else 0.05))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 25,
+        decay_steps=max(total - warmup, 1),
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+        alpha=1e-3,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+
+
+class ValidationAuc:
+    """Keras callback factory: computes validation macro AUC (windows aggregated like the test)
+    each epoch, logs it as ``val_macro_auc``, and keeps the best model in ``model.keras``.
+
+    The best score lives in ``best.json`` so that a resumed run never replaces a better model
+    saved before it was killed.
+    """
+
+    def __new__(cls, val_ds, workdir: Path, aggregate: str, index: list[int], write: bool):
+        import keras
+
+        from ecg_keras import evaluate, metrics
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                best = workdir / BEST
+                self.best = json.loads(best.read_text())["val_macro_auc"] if best.is_file() else -1
+
+            def on_epoch_end(self, epoch, logs=None):
+                _, y, p = evaluate.predict(self.model, val_ds, aggregate)
+                score = metrics.macro_auc(y[:, index], p[:, index])
+                logs["val_macro_auc"] = score
+                if score > self.best and write:
+                    self.best = score
+                    tmp = workdir / f".{MODEL}.tmp.keras"
+                    self.model.save(tmp)
+                    os.replace(tmp, workdir / MODEL)
+                    manifest_lib.write_json_atomic(
+                        workdir / BEST, {"val_macro_auc": score, "epoch": epoch + 1}
+                    )
+
+        return _Callback()
+
+
+def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
+    """Refuses a workdir that holds a different run; clears it with ``overwrite``."""
+    previous = workdir / FLAGS_FILE
+    if previous.is_file() and previous.read_text() != flags_text:
+        if not overwrite:
+            raise ValueError(
+                f"{workdir} holds a different run (its {FLAGS_FILE} differs); "
+                "pass --overwrite to replace it or choose another --workdir"
+            )
+        import shutil
+
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+
+def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overwrite=False) -> dict:
+    """Trains, keeps the best epoch by validation macro AUC, evaluates it on the test folds.
+
+    Returns:
+      the metrics.json content.
+    """
+    import keras
+    import tensorflow as tf
+
+    from ecg_keras import evaluate, input_pipeline, models, plots, prepare
+
+    workdir = Path(workdir)
+    if config.model not in models.PRESETS:
+        raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
+    strategy = make_strategy(config.strategy)  # before other TF work, as tf.distribute asks
+    if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
+        prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
+    manifest = manifest_lib.load(config.data_dir)
+    config = dataclasses.replace(
+        config,
+        features=dataclasses.replace(config.features, sampling_rate=manifest["sampling_rate"]),
+    )
+    classes, index = run_classes(config), class_index(config)
+    for folds in (config.train_folds, config.val_folds, config.test_folds):
+        input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
+    write = _is_chief()
+    if write:
+        _check_workdir(workdir, flags_text, overwrite)
+        (workdir / FLAGS_FILE).write_text(flags_text)
+    else:  # other workers write their (ignored) files elsewhere
+        workdir = Path(tempfile.mkdtemp(prefix="ecg_keras_worker_"))
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+
+    stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
+    manifest_lib.write_json_atomic(
+        workdir / RUN,
+        {
+            "config": config_to_json(config),
+            "classes": classes,
+            "stats": {"mean": stats[0].tolist(), "std": stats[1].tolist()},
+        },
+    )
+
+    num_workers, worker_index = _worker() if config.strategy == "multi_worker" else (1, 0)
+
+    num_workers, worker_index = _worker() if config.strategy == "multi_worker" else (1, 0)
+
+    def dataset(folds, training):
+        ds = input_pipeline.make_dataset(
+            config.data_dir,
+            folds,
+            config.task,
+            config.features,
+            training=training,
+            batch_size=config.batch_size,
+            stats=stats,
+            seed=config.seed,
+            cache=config.cache,
+            with_ids=not training,
+            # Each worker trains on its share but scores the whole validation fold itself.
+            num_workers=num_workers if training else 1,
+            worker_index=worker_index if training else 0,
+        )
+        return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
+
+    train_ds = dataset(config.train_folds, True)
+    val_ds = dataset(config.val_folds, False)
+    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
+    steps = max(1, labelled // config.batch_size)
+    counts = np.array([manifest["tasks"][config.task]["counts"][c] for c in classes], float)
+    total = manifest["num_records"] - manifest["tasks"][config.task]["unlabeled"]
+    pos_weight = (total - counts) / np.maximum(counts, 1) if config.class_weighting else None
+    input_shape = tuple(train_ds.element_spec[0].shape[1:])
+    with strategy.scope():
+        model = models.get(
+            config.model, input_shape, len(classes), dropout=config.dropout, head=config.head
+        )
+        model.compile(
+            optimizer=_optimizer(config, steps),
+            loss=_loss(config, pos_weight),
+            metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
+        )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
+        ValidationAuc(val_ds, workdir, config.aggregate, list(range(len(classes))), write),
+        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(workdir / "logs")),
+    ]
+    start = time.perf_counter()
+    history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
+    seconds = time.perf_counter() - start
+    if not write:
+        return {}
+    plots.training_curves(workdir / "history.csv", workdir / "training_curves.png")
+    # A resumed run's fit() starts at the epoch after the last backed-up one.
+    result = {
+        "epochs_trained": config.epochs,
+        "train_seconds": round(seconds, 1),
+        "resumed_at_epoch": history.epoch[0] if history.epoch else config.epochs,
+    }
+    manifest_lib.write_json_atomic(workdir / evaluate.METRICS, result)
+    return evaluate.evaluate_run(workdir)
+
+
+FEATURE_FLAGS = [f.name for f in dataclasses.fields(FeatureConfig) if f.name != "sampling_rate"]
+TRAIN_FLAGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "features"]
+
+
+def define_flags():
+    """Defines one flag per TrainConfig and FeatureConfig field, with the same defaults."""
+    from absl import flags
+
+    defaults, feature_defaults = TrainConfig(), FeatureConfig()
+    enums = {
+        "schedule": ["onecycle", "cosine"],
+        "aggregate": ["max", "mean"],
+        "strategy": ["default", "mirrored", "multi_worker"],
+        "head": ["gap", "flatten"],
+    }
+    for name in TRAIN_FLAGS + FEATURE_FLAGS:
+        default = getattr(defaults if name in TRAIN_FLAGS else feature_defaults, name)
+        help_text = f"TrainConfig/FeatureConfig.{name} (see ecg_keras/config.py)."
+        if name in enums:
+            flags.DEFINE_enum(name, default, enums[name], help_text)
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, help_text)
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(name, [str(v) for v in default], help_text)
+        else:
+            flags.DEFINE_string(name, default, help_text)
+    flags.DEFINE_string("workdir", "runs/default", "Where the run's files go.")
+    flags.DEFINE_bool("overwrite", False, "Replace a workdir that holds a different run.")
+
+
+def config_from_flags() -> tuple[TrainConfig, str]:
+    """TrainConfig from the parsed flags, and the flagfile text that reproduces it."""
+    from absl import flags
+
+    f = flags.FLAGS
+    values = {}
+    for name in TRAIN_FLAGS + FEATURE_FLAGS:
+        value = f[name].value
+        if name in ("train_folds", "val_folds", "test_folds"):
+            try:
+                value = tuple(int(v) for v in value)
+            except ValueError:
+                raise ValueError(f"--{name}={','.join(value)}: folds must be integers") from None
+        elif name == "classes":
+            value = tuple(value)
+        values[name] = value
+    features = FeatureConfig(**{n: values.pop(n) for n in FEATURE_FLAGS})
+    config = TrainConfig(**values, features=features)
+    lines = [
+        f"# Resolved flags of this run: python -m ecg_keras.train --flagfile={f.workdir}/"
+        f"{FLAGS_FILE}"
+    ]
+    for name in sorted(TRAIN_FLAGS + FEATURE_FLAGS + ["workdir"]):
+        value = f[name].value
+        if isinstance(value, list):
+            value = ",".join(value)
+        if value is None:
+            continue
+        lines.append(f"--{name}={value}")
+    return config, "\n".join(lines) + "\n"
+
+
+def main(argv):
+    import sys
+
+    from absl import flags
+
+    del argv
+    try:
+        config, flags_text = config_from_flags()
+        result = train_and_evaluate(config, flags.FLAGS.workdir, flags_text, flags.FLAGS.overwrite)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    if result:
+        test = result["test"]
+        print(
+            f"{flags.FLAGS.workdir}: validation macro AUC {result['val']['macro_auc']:.4f}; "
+            f"test macro AUC {test['macro_auc']:.4f} (90% CI {test['macro_auc_ci'][0]:.4f}-"
+            f"{test['macro_auc_ci'][1]:.4f}), F1 {test['f1_macro']:.4f}, Fmax {test['fmax']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

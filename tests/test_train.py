@@ -1,0 +1,147 @@
+"""ecg_keras.train and ecg_keras.evaluate: learning on real records, resuming, bad input,
+two workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ecg_keras import evaluate, input_pipeline, prepare, train
+from ecg_keras.config import TrainConfig
+
+
+def _cli(module, *args, env=None, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(real_tfrecords, tmp_path_factory):
+    """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes)."""
+    workdir = tmp_path_factory.mktemp("run") / "vgg"
+    config = TrainConfig(data_dir=str(real_tfrecords), model="vgg_small", epochs=4)
+    result = train.train_and_evaluate(config, workdir, flags_text="--epochs=4\n")
+    return workdir, result
+
+
+def test_training_learns_real_signal(trained):
+    workdir, result = trained
+    # Chance is 0.5; misaligned labels or broken spectrograms stay near it. A correct pipeline
+    # reaches ~0.75-0.8 after 4 short epochs on 1,481 records.
+    assert result["test"]["macro_auc"] > 0.68
+    assert result["val"]["macro_auc"] > 0.68
+    assert result["classes"] == ["NORM", "MI", "STTC", "CD", "HYP"]
+    low, high = result["test"]["macro_auc_ci"]
+    assert low < result["test"]["macro_auc"] < high
+    assert set(result["test"]) >= {"per_class_auc", "f1_macro", "fmax", "num_records"}
+    assert result["test"]["num_records"] == 252 and result["epochs_trained"] == 4
+    for name in (
+        "flags.cfg",
+        "model.keras",
+        "history.csv",
+        "metrics.json",
+        "run.json",
+        "predictions_test.csv",
+        "training_curves.png",
+        "roc_test.png",
+    ):
+        assert (workdir / name).is_file(), name
+    assert any((workdir / "logs").rglob("*tfevents*"))
+    predictions = pd.read_csv(workdir / "predictions_test.csv")
+    assert list(predictions.columns) == ["ecg_id", "NORM", "MI", "STTC", "CD", "HYP"]
+    assert len(predictions) == 252 and predictions.iloc[:, 1:].stack().between(0, 1).all()
+    history = pd.read_csv(workdir / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+    best = json.loads((workdir / "best.json").read_text())
+    assert best["val_macro_auc"] == pytest.approx(history["val_macro_auc"].max())
+
+
+def test_evaluate_cli_recomputes_metrics(trained, tmp_path):
+    workdir, result = trained
+    done = _cli("ecg_keras.evaluate", f"--workdir={workdir}", "--windows=0", "--aggregate=mean")
+    assert done.returncode == 0, done.stderr
+    assert "test macro AUC" in done.stdout
+    whole = json.loads((workdir / "metrics.json").read_text())
+    assert whole["aggregate"] == "mean" and whole["test"]["macro_auc"] > 0.65
+    assert whole["epochs_trained"] == 4  # kept from training
+    again = evaluate.evaluate_run(workdir)  # back to the run's own 2.5 s windows, max
+    assert again["test"]["macro_auc"] == pytest.approx(result["test"]["macro_auc"], abs=1e-6)
+
+
+def test_bad_input_fails_before_training(tiny_ptbxl, tmp_path):
+    data = tmp_path / "tfr"
+    prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
+    base = TrainConfig(data_dir=str(data), model="vgg_tiny", epochs=1)
+    cases = [
+        (dict(task="nope"), ValueError, "unknown --task=nope"),
+        (dict(classes=("NORM", "XYZ")), ValueError, r"--classes \['XYZ'\]"),
+        (dict(model="alexnet"), ValueError, "unknown --model=alexnet"),
+        (dict(test_folds=(11,)), input_pipeline.DataError, "fold 11 has no records"),
+    ]
+    for change, error, message in cases:
+        with pytest.raises(error, match=message):
+            train.train_and_evaluate(TrainConfig(**{**base.__dict__, **change}), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    with pytest.raises(ValueError, match="disjoint"):
+        TrainConfig(val_folds=(8,))
+    workdir = tmp_path / "other"
+    workdir.mkdir()
+    (workdir / "flags.cfg").write_text("--epochs=99\n")
+    with pytest.raises(ValueError, match="holds a different run.*--overwrite"):
+        train.train_and_evaluate(base, workdir, flags_text="--epochs=1\n")
+    bad = _cli("ecg_keras.train", f"--data_dir={data}", "--schedule=linear")
+    assert bad.returncode != 0 and "schedule" in bad.stderr
+
+
+def test_killed_training_resumes(real_tfrecords, tmp_path):
+    workdir = tmp_path / "resume"
+    args = [
+        f"--data_dir={real_tfrecords}",
+        f"--workdir={workdir}",
+        "--model=vgg_tiny",
+        "--epochs=5",
+        "--time_masks=0",
+        "--freq_masks=0",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecg_keras.train", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    history = workdir / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "metrics.json").exists()
+    done = _cli("ecg_keras.train", *args, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["resumed_at_epoch"] >= 2  # it did not start over
+    epochs = pd.read_csv(history)["epoch"].tolist()
+    assert epochs[0] == 0 and epochs[-1] == 4 and epochs.count(0) == 1
+
+
+def test_multi_worker_fails_clearly(tiny_ptbxl, tmp_path):
+    # keras-team/keras#20585: Keras 3's fit() fails under MultiWorkerMirroredStrategy.
+    data = tmp_path / "tfr"
+    prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
+    config = TrainConfig(data_dir=str(data), model="vgg_tiny", strategy="multi_worker")
+    with pytest.raises(ValueError, match="multi_worker.*keras-team/keras#20585"):
+        train.train_and_evaluate(config, tmp_path / "mw")
