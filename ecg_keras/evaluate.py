@@ -138,7 +138,9 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     previous = workdir / METRICS
     if previous.is_file():  # keep what training recorded about itself
         old = json.loads(previous.read_text())
-        result.update({k: old[k] for k in ("epochs_trained", "train_seconds") if k in old})
+        result.update(
+            {k: old[k] for k in ("epochs_trained", "train_seconds", "resumed_at_epoch") if k in old}
+        )
     manifest_lib.write_json_atomic(previous, result)
     return result
 

@@ -260,7 +260,10 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     counts = np.array([manifest["tasks"][config.task]["counts"][c] for c in classes], float)
     total = manifest["num_records"] - manifest["tasks"][config.task]["unlabeled"]
     pos_weight = (total - counts) / np.maximum(counts, 1) if config.class_weighting else None
-    input_shape = tuple(train_ds.element_spec[0].shape[1:])
+    frames, bins, leads = train_ds.element_spec[0].shape[1:]
+    # With a pooling head the model takes any number of frames: 2.5 s crops in training,
+    # whole 10 s records with `evaluate --windows=0` or in a raw-ECG export.
+    input_shape = (None if config.head == "gap" else frames, bins, leads)
     with strategy.scope():
         model = models.get(
             config.model, input_shape, len(classes), dropout=config.dropout, head=config.head
