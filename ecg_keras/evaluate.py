@@ -105,7 +105,7 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
         test_folds=tuple(folds or config.test_folds),
         aggregate=aggregate or config.aggregate,
     )
-    model = keras.models.load_model(workdir / train.MODEL)
+    model = keras.models.load_model(workdir / train.MODEL, compile=False)  # inference only
     classes = train.run_classes(config)
 
     def run(folds):

@@ -105,21 +105,16 @@ def _worker() -> tuple[int, int]:
     return max(1, len(cluster.get("worker", [])) + chiefs), index
 
 
-def _loss(config: TrainConfig, pos_weight: np.ndarray | None):
+def _loss(pos_weight: np.ndarray | None):
     """Binary cross-entropy on logits; with class weighting, positives of class k count
     ``pos_weight[k]`` (negatives / positives) times."""
     import keras
-    import tensorflow as tf
+
+    from ecg_keras.losses import WeightedBinaryCrossentropy
 
     if pos_weight is None:
         return keras.losses.BinaryCrossentropy(from_logits=True)
-    weight = tf.constant(pos_weight, tf.float32)
-
-    def weighted_bce(y_true, logits):
-        loss = tf.nn.weighted_cross_entropy_with_logits(y_true, logits, weight)
-        return tf.reduce_mean(loss, -1)
-
-    return weighted_bce
+    return WeightedBinaryCrossentropy(pos_weight)
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -270,7 +265,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         )
         model.compile(
             optimizer=_optimizer(config, steps),
-            loss=_loss(config, pos_weight),
+            loss=_loss(pos_weight),
             metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
         )
     callbacks = [

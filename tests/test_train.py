@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,3 +146,30 @@ def test_multi_worker_fails_clearly(tiny_ptbxl, tmp_path):
     config = TrainConfig(data_dir=str(data), model="vgg_tiny", strategy="multi_worker")
     with pytest.raises(ValueError, match="multi_worker.*keras-team/keras#20585"):
         train.train_and_evaluate(config, tmp_path / "mw")
+
+
+def test_mixed_precision_and_class_weighting_train(tiny_ptbxl, tmp_path):
+    data = tmp_path / "tfr"
+    prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
+    workdir = tmp_path / "mp"
+    done = _cli(
+        "ecg_keras.train",
+        f"--data_dir={data}",
+        f"--workdir={workdir}",
+        "--model=vgg_tiny",
+        "--epochs=2",
+        "--batch_size=8",
+        "--task=rhythm",
+        "--mixed_precision",
+        "--class_weighting",
+        "--train_folds=1,2,5,6,7,10",
+        "--val_folds=3,4",
+        "--test_folds=8,9",
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["epochs_trained"] == 2 and np.isfinite(metrics["test"]["macro_auc"])
+    assert "--mixed_precision=True" in (workdir / "flags.cfg").read_text()
+    history = pd.read_csv(workdir / "history.csv")
+    assert np.isfinite(history["loss"]).all()
