@@ -90,7 +90,7 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     """
     import keras
 
-    from ecg_keras import input_pipeline, plots, train
+    from ecg_keras import plots, train
 
     workdir = Path(workdir)
     config, stats = train.load_run(workdir)
@@ -109,19 +109,7 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     classes = train.run_classes(config)
 
     def run(folds):
-        ds = input_pipeline.make_dataset(
-            config.data_dir,
-            folds,
-            config.task,
-            config.features,
-            training=False,
-            batch_size=config.batch_size,
-            stats=stats,
-            with_ids=True,
-        )
-        ids, y, p = predict(model, ds, config.aggregate)
-        index = train.class_index(config)
-        return ids, y[:, index], p[:, index]
+        return predict(model, train.make_split(config, folds, False, stats), config.aggregate)
 
     _, *val = run(config.val_folds)
     ids, *test = run(config.test_folds)

@@ -37,17 +37,21 @@ def bootstrap_macro_auc(
     """Percentile bootstrap interval of the macro AUC, as the PTB-XL benchmark computes it.
 
     Records are resampled with replacement; a resample in which some class has no positive
-    is drawn again, so every resample scores every class.
+    (or no negative) is drawn again, so every resample scores every class.
 
     Returns:
       (low, high): the (1 - level) / 2 and (1 + level) / 2 quantiles.
     """
     rng = np.random.default_rng(seed)
-    present = y_true.sum(0) > 0
+    n = len(y_true)
+    scored = (y_true.sum(0) > 0) & (y_true.sum(0) < n)  # classes with an AUC on the full set
     scores = []
     while len(scores) < resamples:
-        index = rng.integers(0, len(y_true), len(y_true))
-        if (y_true[index][:, present].sum(0) == 0).any():
+        index = rng.integers(0, n, n)
+        positives = y_true[index][:, scored].sum(0)
+        # The benchmark redraws resamples without a positive; with tiny folds a resample
+        # can also lack negatives, so require both.
+        if (positives == 0).any() or (positives == n).any():
             continue
         scores.append(macro_auc(y_true[index], y_prob[index]))
     low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])

@@ -49,6 +49,34 @@ def class_index(config: TrainConfig) -> list[int]:
     return [known.index(c) for c in run_classes(config)]
 
 
+def make_split(config: TrainConfig, folds, training: bool, stats, num_workers=1, worker_index=0):
+    """``make_dataset`` for one split of a run, labels narrowed to the run's classes.
+
+    Returns:
+      training: (spec, labels float32 [batch, classes]); otherwise (spec, labels, ecg_id).
+    """
+    import tensorflow as tf
+
+    from ecg_keras import input_pipeline
+
+    index = class_index(config)
+    ds = input_pipeline.make_dataset(
+        config.data_dir,
+        folds,
+        config.task,
+        config.features,
+        training=training,
+        batch_size=config.batch_size,
+        stats=stats,
+        seed=config.seed,
+        cache=config.cache,
+        with_ids=not training,
+        num_workers=num_workers,
+        worker_index=worker_index,
+    )
+    return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
+
+
 def config_to_json(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
@@ -188,7 +216,6 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
       the metrics.json content.
     """
     import keras
-    import tensorflow as tf
 
     from ecg_keras import evaluate, input_pipeline, models, plots, prepare
 
@@ -203,7 +230,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         config,
         features=dataclasses.replace(config.features, sampling_rate=manifest["sampling_rate"]),
     )
-    classes, index = run_classes(config), class_index(config)
+    classes = run_classes(config)
     for folds in (config.train_folds, config.val_folds, config.test_folds):
         input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
     write = _is_chief()
@@ -228,25 +255,10 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
 
     num_workers, worker_index = _worker() if config.strategy == "multi_worker" else (1, 0)
 
-    num_workers, worker_index = _worker() if config.strategy == "multi_worker" else (1, 0)
-
     def dataset(folds, training):
-        ds = input_pipeline.make_dataset(
-            config.data_dir,
-            folds,
-            config.task,
-            config.features,
-            training=training,
-            batch_size=config.batch_size,
-            stats=stats,
-            seed=config.seed,
-            cache=config.cache,
-            with_ids=not training,
-            # Each worker trains on its share but scores the whole validation fold itself.
-            num_workers=num_workers if training else 1,
-            worker_index=worker_index if training else 0,
-        )
-        return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
+        # Each worker trains on its share but scores the whole validation fold itself.
+        shard = (num_workers, worker_index) if training else (1, 0)
+        return make_split(config, folds, training, stats, *shard)
 
     train_ds = dataset(config.train_folds, True)
     val_ds = dataset(config.val_folds, False)

@@ -148,7 +148,7 @@ def test_multi_worker_fails_clearly(tiny_ptbxl, tmp_path):
         train.train_and_evaluate(config, tmp_path / "mw")
 
 
-def test_mixed_precision_and_class_weighting_train(tiny_ptbxl, tmp_path):
+def test_mixed_precision_class_weighting_and_class_subset(tiny_ptbxl, tmp_path):
     data = tmp_path / "tfr"
     prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
     workdir = tmp_path / "mp"
@@ -162,6 +162,7 @@ def test_mixed_precision_and_class_weighting_train(tiny_ptbxl, tmp_path):
         "--task=rhythm",
         "--mixed_precision",
         "--class_weighting",
+        "--classes=SR",
         "--train_folds=1,2,5,6,7,10",
         "--val_folds=3,4",
         "--test_folds=8,9",
@@ -170,6 +171,8 @@ def test_mixed_precision_and_class_weighting_train(tiny_ptbxl, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 2 and np.isfinite(metrics["test"]["macro_auc"])
+    assert metrics["classes"] == ["SR"] and len(metrics["test"]["per_class_auc"]) == 1
+    assert list(pd.read_csv(workdir / "predictions_test.csv").columns) == ["ecg_id", "SR"]
     assert "--mixed_precision=True" in (workdir / "flags.cfg").read_text()
     history = pd.read_csv(workdir / "history.csv")
     assert np.isfinite(history["loss"]).all()
