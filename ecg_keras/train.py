@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def class_index(config: TrainConfig) -> list[int]:
     return [known.index(c) for c in run_classes(config)]
 
 
-def make_split(config: TrainConfig, folds, training: bool, stats, num_workers=1, worker_index=0):
+def make_split(config: TrainConfig, folds, training: bool, stats):
     """``make_dataset`` for one split of a run, labels narrowed to the run's classes.
 
     Returns:
@@ -71,14 +70,8 @@ def make_split(config: TrainConfig, folds, training: bool, stats, num_workers=1,
         seed=config.seed,
         cache=config.cache,
         with_ids=not training,
-        num_workers=num_workers,
-        worker_index=worker_index,
     )
     return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
-
-
-def config_to_json(config: TrainConfig) -> dict:
-    return dataclasses.asdict(config)
 
 
 def config_from_json(obj: dict) -> TrainConfig:
@@ -119,20 +112,6 @@ def make_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def _is_chief() -> bool:
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return task.get("type", "worker") in ("chief", "worker") and task.get("index", 0) == 0
-
-
-def _worker() -> tuple[int, int]:
-    """(number of workers, this worker's index) from TF_CONFIG; (1, 0) without it."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    cluster, task = tf_config.get("cluster", {}), tf_config.get("task", {})
-    chiefs = len(cluster.get("chief", []))
-    index = task.get("index", 0) + (chiefs if task.get("type") == "worker" else 0)
-    return max(1, len(cluster.get("worker", [])) + chiefs), index
-
-
 def _loss(pos_weight: np.ndarray | None):
     """Binary cross-entropy on logits; with class weighting, positives of class k count
     ``pos_weight[k]`` (negatives / positives) times."""
@@ -168,7 +147,7 @@ class ValidationAuc:
     saved before it was killed.
     """
 
-    def __new__(cls, val_ds, workdir: Path, aggregate: str, index: list[int], write: bool):
+    def __new__(cls, val_ds, workdir: Path, aggregate: str, index: list[int]):
         import keras
 
         from ecg_keras import evaluate, metrics
@@ -182,7 +161,7 @@ class ValidationAuc:
                 _, y, p = evaluate.predict(self.model, val_ds, aggregate)
                 score = metrics.macro_auc(y[:, index], p[:, index])
                 logs["val_macro_auc"] = score
-                if score > self.best and write:
+                if score > self.best:
                     self.best = score
                     tmp = workdir / f".{MODEL}.tmp.keras"
                     self.model.save(tmp)
@@ -233,12 +212,8 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     classes = run_classes(config)
     for folds in (config.train_folds, config.val_folds, config.test_folds):
         input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
-    write = _is_chief()
-    if write:
-        _check_workdir(workdir, flags_text, overwrite)
-        (workdir / FLAGS_FILE).write_text(flags_text)
-    else:  # other workers write their (ignored) files elsewhere
-        workdir = Path(tempfile.mkdtemp(prefix="ecg_keras_worker_"))
+    _check_workdir(workdir, flags_text, overwrite)
+    (workdir / FLAGS_FILE).write_text(flags_text)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
@@ -247,18 +222,15 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     manifest_lib.write_json_atomic(
         workdir / RUN,
         {
-            "config": config_to_json(config),
+            "config": dataclasses.asdict(config),
             "classes": classes,
             "stats": {"mean": stats[0].tolist(), "std": stats[1].tolist()},
         },
     )
 
-    num_workers, worker_index = _worker() if config.strategy == "multi_worker" else (1, 0)
-
     def dataset(folds, training):
         # Each worker trains on its share but scores the whole validation fold itself.
-        shard = (num_workers, worker_index) if training else (1, 0)
-        return make_split(config, folds, training, stats, *shard)
+        return make_split(config, folds, training, stats)
 
     train_ds = dataset(config.train_folds, True)
     val_ds = dataset(config.val_folds, False)
@@ -282,15 +254,13 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-        ValidationAuc(val_ds, workdir, config.aggregate, list(range(len(classes))), write),
+        ValidationAuc(val_ds, workdir, config.aggregate, list(range(len(classes)))),
         keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
     ]
     start = time.perf_counter()
     history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - start
-    if not write:
-        return {}
     plots.training_curves(workdir / "history.csv", workdir / "training_curves.png")
     # A resumed run's fit() starts at the epoch after the last backed-up one.
     result = {
