@@ -62,7 +62,8 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
         pad_end=False,
     )  # [..., 12, frames, fft_length // 2 + 1] complex64
     window_sum = tf.reduce_sum(tf.signal.hann_window(frame_length))
-    magnitude = tf.abs(stft[..., :num_bins]) / window_sum  # [..., 12, frames, bins], mV
+    # abs before the slice: TFLite has no StridedSlice for complex tensors.
+    magnitude = tf.abs(stft)[..., :num_bins] / window_sum  # [..., 12, frames, bins], mV
     log_mag = tf.math.log(magnitude + config.log_offset)
     perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
     spec = tf.transpose(log_mag, perm)  # [..., frames, bins, 12]

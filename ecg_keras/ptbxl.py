@@ -131,6 +131,23 @@ def record_path(ptbxl_dir: str | os.PathLike, row, sampling_rate: int) -> Path:
     return Path(ptbxl_dir) / getattr(row, column)
 
 
+def _rdrecord(path: Path, who: str):
+    """``wfdb.rdrecord`` with errors that name the file: missing, bad header, bad signal."""
+    import wfdb  # deferred: wfdb pulls in heavy imports that most callers never need
+
+    for ext in (".hea", ".dat"):
+        if not path.with_suffix(ext).is_file():
+            raise PtbxlError(f"{who}: {path.name}{ext} not found")
+    try:
+        return wfdb.rdrecord(str(path))
+    except Exception as e:  # wfdb raises many types for a broken header or .dat
+        try:
+            wfdb.rdheader(str(path))
+        except Exception:
+            raise PtbxlError(f"{who}: unreadable header ({e})") from None
+        raise PtbxlError(f"{who}: unreadable signal ({type(e).__name__}: {e})") from None
+
+
 def read_signal(
     path: str | os.PathLike, sampling_rate: int, ecg_id: int | None = None
 ) -> np.ndarray:
@@ -147,21 +164,9 @@ def read_signal(
     Raises:
       PtbxlError: missing or unreadable files, wrong leads, length or rate, non-finite values.
     """
-    import wfdb  # deferred: wfdb pulls in heavy imports that most callers never need
-
     path = Path(path)
     who = f"ecg_id {ecg_id} ({path})" if ecg_id is not None else str(path)
-    for ext in (".hea", ".dat"):
-        if not path.with_suffix(ext).is_file():
-            raise PtbxlError(f"{who}: {path.name}{ext} not found")
-    try:
-        record = wfdb.rdrecord(str(path))
-    except Exception as e:  # wfdb raises many types for a broken header or .dat
-        try:
-            wfdb.rdheader(str(path))
-        except Exception:
-            raise PtbxlError(f"{who}: unreadable header ({e})") from None
-        raise PtbxlError(f"{who}: unreadable signal ({type(e).__name__}: {e})") from None
+    record = _rdrecord(path, who)
     expected = sampling_rate * RECORD_SECONDS
     if record.fs != sampling_rate:
         raise PtbxlError(f"{who}: sampling rate {record.fs} Hz, expected {sampling_rate}")
@@ -179,6 +184,58 @@ def read_signal(
         raise PtbxlError(f"{who}: signal has NaN or infinite values")
     order = [names.index(lead.upper()) for lead in LEADS]
     return np.ascontiguousarray(signal[:, order], dtype=np.float32)
+
+
+# Physical units a WFDB header may give, as a factor to mV.
+_TO_MV = {"MV": 1.0, "UV": 1e-3, "\u00b5V".upper(): 1e-3, "V": 1e3}
+
+
+def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
+    """Reads any WFDB ECG record with the 12 standard leads: any rate, length and lead order.
+
+    Args:
+      path: record path without extension.
+
+    Returns:
+      (signal float32 [samples, 12] in mV with leads in ``LEADS`` order, sampling rate in Hz,
+      notes: what was changed, e.g. extra leads dropped or units converted).
+
+    Raises:
+      PtbxlError: missing or unreadable files, a standard lead missing or repeated, unknown
+        units, no samples, non-finite values.
+    """
+    path = Path(path)
+    who = str(path)
+    record = _rdrecord(path, who)
+    names = [str(n).upper() for n in record.sig_name]
+    missing = [lead for lead in LEADS if lead.upper() not in names]
+    if missing:
+        raise PtbxlError(
+            f"{who}: {record.n_sig} leads {record.sig_name}; missing {missing} of the 12 "
+            f"standard leads {list(LEADS)}"
+        )
+    if len(set(names)) != len(names):
+        raise PtbxlError(f"{who}: repeated lead names {record.sig_name}")
+    notes = []
+    extra = [n for n in record.sig_name if n.upper() not in _LEAD_INDEX]
+    if extra:
+        notes.append(f"dropped leads {extra} that are not among the 12 standard leads")
+    order = [names.index(lead.upper()) for lead in LEADS]
+    if order != list(range(NUM_LEADS)):
+        notes.append(f"reordered leads {[record.sig_name[i] for i in order]} to {list(LEADS)}")
+    if not record.sig_len or record.p_signal is None:
+        raise PtbxlError(f"{who}: the record has no samples")
+    units = [str(record.units[i]).strip() for i in order]
+    unknown = sorted({u for u in units if u.upper() not in _TO_MV})
+    if unknown:
+        raise PtbxlError(f"{who}: unknown units {unknown}; expected mV (or uV, V)")
+    scale = np.array([_TO_MV[u.upper()] for u in units])
+    signal = record.p_signal[:, order] * scale  # [samples, 12] mV
+    if (scale != 1).any():
+        notes.append(f"converted units {sorted(set(units))} to mV")
+    if not np.isfinite(signal).all():
+        raise PtbxlError(f"{who}: signal has NaN or infinite values (missing samples)")
+    return np.ascontiguousarray(signal, dtype=np.float32), float(record.fs), notes
 
 
 def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarray]:

@@ -1,0 +1,149 @@
+"""``check_model``: every exported artifact, run on the same real records, against its reference.
+
+The chain of references, each link within its tolerance of maximum absolute difference in
+probability:
+
+    ecg_keras.evaluate (the training code's own predictions from TFRecords)
+      -> keras (the export endpoint run eagerly on the raw ECG)       1e-4
+        -> saved_model (reloaded from disk)                           1e-4
+          -> tflite float32                                           1e-4
+          -> tflite float16 / dynamic_int8 / int8                     TOLERANCES
+
+and every artifact's macro AUC on the check records (the run's test folds) must be within
+``AUC_TOLERANCE`` of the float model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ecg_keras import metrics
+
+# Maximum absolute difference in probability against the reference. The quantized modes'
+# figures were set from measurements on runs/vgg_superdiagnostic (README, "Export"): they bound
+# how far one record's probability may move, the AUC bound says whether ranking survived.
+TOLERANCES = {
+    "keras": 1e-4,
+    "saved_model": 1e-4,
+    "float32": 1e-4,
+    "float16": 0.05,
+    "dynamic_int8": 0.1,
+    "int8": 0.1,
+}
+AUC_TOLERANCE = 0.01
+REFERENCE = {"keras": "evaluate", "saved_model": "keras"}  # TFLite modes: saved_model
+
+
+class CheckError(RuntimeError):
+    """An exported artifact disagrees with its reference beyond the stated tolerance."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """Labelled records, sorted by ecg_id: ids int64 [n], signals float32 [n, samples, 12]
+    in mV, labels float32 [n, classes] (the run's classes)."""
+
+    ecg_ids: np.ndarray
+    signals: np.ndarray
+    labels: np.ndarray
+
+
+def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Records:
+    """The raw ECGs of the labelled records of ``folds`` from the run's prepared TFRecords.
+
+    Args:
+      config: the run's TrainConfig (``data_dir``, ``task``, classes).
+      folds: ``strat_fold`` values.
+      limit: keep a random sample of this many records (drawn with ``seed``).
+    """
+    import tensorflow as tf
+
+    from ecg_keras import input_pipeline, tfrecord, train
+
+    manifest, files = input_pipeline.shard_files(config.data_dir, folds)
+    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
+    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
+    compression = "GZIP" if manifest["compression"] == "GZIP" else ""
+    index = train.class_index(config)
+    ids, signals, labels = [], [], []
+    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(256):
+        ex = tfrecord.parse_example(batch, fields)
+        keep = ex[f"has_label/{config.task}"].numpy() > 0
+        ids.append(ex["ecg_id"].numpy()[keep])
+        signals.append(ex["signal"].numpy()[keep])
+        labels.append(ex[f"labels/{config.task}"].numpy()[keep][:, index].astype(np.float32))
+    ids, signals, labels = np.concatenate(ids), np.concatenate(signals), np.concatenate(labels)
+    order = np.argsort(ids)
+    if limit is not None and limit < len(order):
+        order = np.sort(np.random.default_rng(seed).choice(order, limit, replace=False))
+    return Records(ids[order], signals[order], labels[order])
+
+
+def evaluate_probabilities(spectrogram_model, config, stats, records: Records) -> np.ndarray:
+    """``ecg_keras.evaluate``'s predictions for ``records`` (same folds), float32 [n, classes]."""
+    from ecg_keras import evaluate, train
+
+    folds = sorted({int(f) for f in config.test_folds})
+    ds = train.make_split(config, folds, False, stats)
+    ids, _, probs = evaluate.predict(spectrogram_model, ds, config.aggregate)
+    position = {int(i): k for k, i in enumerate(ids)}
+    missing = [int(i) for i in records.ecg_ids if int(i) not in position]
+    if missing:
+        raise ValueError(f"ecg_ids {missing[:5]} are not in the test folds {folds}")
+    return probs[[position[int(i)] for i in records.ecg_ids]]
+
+
+def check_model(
+    name: str,
+    probabilities: np.ndarray,
+    records: Records,
+    reference: np.ndarray,
+    float_auc: float,
+    thresholds=None,
+    labels: np.ndarray | None = None,
+) -> dict:
+    """Compares one artifact's outputs on ``records`` with its reference.
+
+    Args:
+      name: ``keras``, ``saved_model`` or a TFLite mode: picks the tolerance.
+      probabilities: the artifact's float32 [n, classes] on ``records.signals``.
+      reference: the reference artifact's float32 [n, classes] on the same records.
+      float_auc: macro AUC of the float model on the same records.
+      thresholds, labels: the artifact's ``labels`` output int32 [n, classes], checked
+        against ``probabilities >= thresholds``.
+
+    Returns:
+      {passed, max_abs_diff, tolerance, macro_auc, auc_drop, auc_tolerance, ...}; the
+      caller decides what a failure does (``export`` raises ``CheckError``).
+    """
+    tolerance = TOLERANCES[name]
+    diff = float(np.abs(probabilities.astype(np.float64) - reference).max())
+    auc = metrics.macro_auc(records.labels, probabilities)
+    result = {
+        "reference": REFERENCE.get(name, "saved_model"),
+        "records": int(len(records.ecg_ids)),
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "macro_auc": auc,
+        "auc_drop": float_auc - auc,
+        "auc_tolerance": AUC_TOLERANCE,
+    }
+    failures = []
+    if not np.isfinite(probabilities).all():
+        failures.append("non-finite probabilities")
+    if not diff <= tolerance:
+        failures.append(f"max |difference| {diff:.3g} > {tolerance:g}")
+    if not float_auc - auc <= AUC_TOLERANCE:
+        failures.append(f"macro AUC {auc:.4f} is {float_auc - auc:.4f} below {float_auc:.4f}")
+    if labels is not None:
+        expected = (probabilities >= np.asarray(thresholds, np.float32)).astype(np.int32)
+        mismatched = int((labels != expected).sum())
+        result["labels_mismatched"] = mismatched
+        if mismatched:
+            failures.append(f"{mismatched} labels disagree with probabilities >= thresholds")
+    result["passed"] = not failures
+    if failures:
+        result["failures"] = failures
+    return result
