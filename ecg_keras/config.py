@@ -87,6 +87,11 @@ class TrainConfig:
     task: str = "superdiagnostic"
     classes: tuple[str, ...] = ()  # a subset of the task's classes; () = all of them
     model: str = "vgg_small"  # a preset of ecg_keras.models (vgg, resnet, vgg_small, ...)
+    # Architecture overrides of the preset: stages as "FILTERSxN" (N convolutions per VGG block
+    # or residual blocks per ResNet stage), e.g. ("16x1", "32x1", "64x2"); () keeps the
+    # preset's. A ResNet's stem then takes the first stage's width. The tuner searches these.
+    stages: tuple[str, ...] = ()
+    kernel_size: int = 3
     dropout: float = 0.3
     head: str = "gap"
     epochs: int = 30
@@ -123,9 +128,32 @@ class TrainConfig:
             )
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("--learning_rate must be > 0 and --weight_decay >= 0")
+        self.stage_pairs()  # raises on a malformed --stages
+        if self.kernel_size < 1:
+            raise ValueError(f"--kernel_size={self.kernel_size}: must be >= 1")
         split = [set(self.train_folds), set(self.val_folds), set(self.test_folds)]
         if not all(split) or any(a & b for i, a in enumerate(split) for b in split[i + 1 :]):
             raise ValueError(
                 f"train/val/test folds must be non-empty and disjoint, got {self.train_folds}, "
                 f"{self.val_folds}, {self.test_folds}"
             )
+
+    def stage_pairs(self) -> tuple[tuple[int, int], ...]:
+        """``stages`` as (filters, count) pairs; () when the preset's are kept."""
+        pairs = []
+        for stage in self.stages:
+            filters, _, count = str(stage).partition("x")
+            if not (filters.isdigit() and count.isdigit() and int(filters) and int(count)):
+                raise ValueError(
+                    f"--stages={','.join(map(str, self.stages))}: each stage must be "
+                    f"FILTERSxCOUNT with positive integers, e.g. 32x2; got {stage!r}"
+                )
+            pairs.append((int(filters), int(count)))
+        return tuple(pairs)
+
+    def model_overrides(self) -> dict:
+        """Builder keyword arguments that replace the preset's (see ``models.get``)."""
+        overrides = {"dropout": self.dropout, "head": self.head, "kernel_size": self.kernel_size}
+        if self.stages:
+            overrides["stages"] = self.stage_pairs()
+        return overrides

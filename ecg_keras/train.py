@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_keras import config_flags
 from ecg_keras import manifest as manifest_lib
 from ecg_keras.config import FeatureConfig, TrainConfig
 
@@ -124,10 +125,10 @@ def _loss(pos_weight: np.ndarray | None):
     return WeightedBinaryCrossentropy(pos_weight)
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int):
+def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int):
     import keras
 
-    total = config.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     warmup = int(total * (0.3 if config.schedule == "onecycle" else 0.05))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate / 25,
@@ -139,30 +140,102 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
 
 
+def prepare_data(config: TrainConfig) -> tuple[TrainConfig, dict, list[str]]:
+    """Checks (and, with ``ptbxl_dir``, first prepares) the run's data, before any training.
+
+    Returns:
+      (config with the data's sampling rate, the manifest, the run's classes).
+
+    Raises:
+      ValueError / FileNotFoundError naming the flag, folder or shard that is wrong.
+    """
+    from ecg_keras import input_pipeline, models, prepare
+
+    if config.model not in models.PRESETS:
+        raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
+    if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
+        prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
+    manifest = manifest_lib.load(config.data_dir)
+    config = dataclasses.replace(
+        config,
+        features=dataclasses.replace(config.features, sampling_rate=manifest["sampling_rate"]),
+    )
+    classes = run_classes(config)
+    for folds in (config.train_folds, config.val_folds, config.test_folds):
+        input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
+    return config, manifest, classes
+
+
+def model_input_shape(config: TrainConfig) -> tuple[int | None, int, int]:
+    """(frames, bins, 12) of a training crop; frames None with a pooling head, so the model
+    also takes whole 10 s records (``evaluate --windows=0``, raw-ECG export)."""
+    from ecg_keras import features
+
+    frames, bins, leads = features.spectrogram_shape(config.features, config.features.input_samples)
+    return (None if config.head == "gap" else frames, bins, leads)
+
+
+def build_model(config: TrainConfig, classes: list[str]):
+    """``models.get(config.model, ...)`` with the config's overrides (shared with ``tune``).
+
+    Returns:
+      keras.Model float32 [batch, frames, bins, 12] -> logits float32 [batch, len(classes)].
+    """
+    from ecg_keras import models
+
+    shape = model_input_shape(config)
+    return models.get(config.model, shape, len(classes), **config.model_overrides())
+
+
+def compile_model(model, config: TrainConfig, manifest: dict, classes: list[str], epochs=None):
+    """Binary cross-entropy on logits (class-weighted if asked), AdamW with the run's schedule
+    spread over ``epochs`` (default ``config.epochs``), and a streaming AUC for the logs."""
+    import keras
+
+    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
+    steps = max(1, labelled // config.batch_size)
+    task = manifest["tasks"][config.task]
+    counts = np.array([task["counts"][c] for c in classes], float)
+    total = manifest["num_records"] - task["unlabeled"]
+    pos_weight = (total - counts) / np.maximum(counts, 1) if config.class_weighting else None
+    model.compile(
+        optimizer=_optimizer(config, steps, epochs or config.epochs),
+        loss=_loss(pos_weight),
+        metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
+    )
+    return model
+
+
 class ValidationAuc:
     """Keras callback factory: computes validation macro AUC (windows aggregated like the test)
-    each epoch, logs it as ``val_macro_auc``, and keeps the best model in ``model.keras``.
+    each epoch and logs it as ``val_macro_auc`` (what the tuner maximizes). With a ``workdir``
+    it keeps the best model in ``model.keras``; ``best`` and ``best_epoch`` (from 1) track it.
 
     The best score lives in ``best.json`` so that a resumed run never replaces a better model
     saved before it was killed.
     """
 
-    def __new__(cls, val_ds, workdir: Path, aggregate: str, index: list[int]):
+    def __new__(cls, val_ds, workdir: Path | None, aggregate: str):
         import keras
 
         from ecg_keras import evaluate, metrics
 
         class _Callback(keras.callbacks.Callback):
+            best, best_epoch = -1.0, 0
+
             def on_train_begin(self, logs=None):
-                best = workdir / BEST
-                self.best = json.loads(best.read_text())["val_macro_auc"] if best.is_file() else -1
+                if workdir is not None and (workdir / BEST).is_file():
+                    saved = json.loads((workdir / BEST).read_text())
+                    self.best, self.best_epoch = saved["val_macro_auc"], saved["epoch"]
 
             def on_epoch_end(self, epoch, logs=None):
                 _, y, p = evaluate.predict(self.model, val_ds, aggregate)
-                score = metrics.macro_auc(y[:, index], p[:, index])
+                score = metrics.macro_auc(y, p)
                 logs["val_macro_auc"] = score
-                if score > self.best:
-                    self.best = score
+                if score <= self.best:
+                    return
+                self.best, self.best_epoch = score, epoch + 1
+                if workdir is not None:
                     tmp = workdir / f".{MODEL}.tmp.keras"
                     self.model.save(tmp)
                     os.replace(tmp, workdir / MODEL)
@@ -196,27 +269,15 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     """
     import keras
 
-    from ecg_keras import evaluate, input_pipeline, models, plots, prepare
+    from ecg_keras import evaluate, input_pipeline, plots
 
     workdir = Path(workdir)
-    if config.model not in models.PRESETS:
-        raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
     strategy = make_strategy(config.strategy)  # before other TF work, as tf.distribute asks
-    if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
-        prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
-    manifest = manifest_lib.load(config.data_dir)
-    config = dataclasses.replace(
-        config,
-        features=dataclasses.replace(config.features, sampling_rate=manifest["sampling_rate"]),
-    )
-    classes = run_classes(config)
-    for folds in (config.train_folds, config.val_folds, config.test_folds):
-        input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
+    config, manifest, classes = prepare_data(config)
     _check_workdir(workdir, flags_text, overwrite)
     (workdir / FLAGS_FILE).write_text(flags_text)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    keras.utils.set_random_seed(config.seed)
 
     stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
     manifest_lib.write_json_atomic(
@@ -227,34 +288,14 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
             "stats": {"mean": stats[0].tolist(), "std": stats[1].tolist()},
         },
     )
-
-    def dataset(folds, training):
-        # Each worker trains on its share but scores the whole validation fold itself.
-        return make_split(config, folds, training, stats)
-
-    train_ds = dataset(config.train_folds, True)
-    val_ds = dataset(config.val_folds, False)
-    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
-    steps = max(1, labelled // config.batch_size)
-    counts = np.array([manifest["tasks"][config.task]["counts"][c] for c in classes], float)
-    total = manifest["num_records"] - manifest["tasks"][config.task]["unlabeled"]
-    pos_weight = (total - counts) / np.maximum(counts, 1) if config.class_weighting else None
-    frames, bins, leads = train_ds.element_spec[0].shape[1:]
-    # With a pooling head the model takes any number of frames: 2.5 s crops in training,
-    # whole 10 s records with `evaluate --windows=0` or in a raw-ECG export.
-    input_shape = (None if config.head == "gap" else frames, bins, leads)
+    train_ds = make_split(config, config.train_folds, True, stats)
+    val_ds = make_split(config, config.val_folds, False, stats)
+    keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
     with strategy.scope():
-        model = models.get(
-            config.model, input_shape, len(classes), dropout=config.dropout, head=config.head
-        )
-        model.compile(
-            optimizer=_optimizer(config, steps),
-            loss=_loss(pos_weight),
-            metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
-        )
+        model = compile_model(build_model(config, classes), config, manifest, classes)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-        ValidationAuc(val_ds, workdir, config.aggregate, list(range(len(classes)))),
+        ValidationAuc(val_ds, workdir, config.aggregate),
         keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(workdir / "logs")),
     ]
@@ -272,70 +313,13 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     return evaluate.evaluate_run(workdir)
 
 
-FEATURE_FLAGS = [f.name for f in dataclasses.fields(FeatureConfig) if f.name != "sampling_rate"]
-TRAIN_FLAGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "features"]
-
-
 def define_flags():
-    """Defines one flag per TrainConfig and FeatureConfig field, with the same defaults."""
+    """The config flags (see ``config_flags``) plus ``--workdir`` and ``--overwrite``."""
     from absl import flags
 
-    defaults, feature_defaults = TrainConfig(), FeatureConfig()
-    enums = {
-        "schedule": ["onecycle", "cosine"],
-        "aggregate": ["max", "mean"],
-        "strategy": ["default", "mirrored", "multi_worker"],
-        "head": ["gap", "flatten"],
-    }
-    for name in TRAIN_FLAGS + FEATURE_FLAGS:
-        default = getattr(defaults if name in TRAIN_FLAGS else feature_defaults, name)
-        help_text = f"TrainConfig/FeatureConfig.{name} (see ecg_keras/config.py)."
-        if name in enums:
-            flags.DEFINE_enum(name, default, enums[name], help_text)
-        elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text)
-        elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, help_text)
-        elif isinstance(default, float):
-            flags.DEFINE_float(name, default, help_text)
-        elif isinstance(default, tuple):
-            flags.DEFINE_list(name, [str(v) for v in default], help_text)
-        else:
-            flags.DEFINE_string(name, default, help_text)
+    config_flags.define_config_flags()
     flags.DEFINE_string("workdir", "runs/default", "Where the run's files go.")
     flags.DEFINE_bool("overwrite", False, "Replace a workdir that holds a different run.")
-
-
-def config_from_flags() -> tuple[TrainConfig, str]:
-    """TrainConfig from the parsed flags, and the flagfile text that reproduces it."""
-    from absl import flags
-
-    f = flags.FLAGS
-    values = {}
-    for name in TRAIN_FLAGS + FEATURE_FLAGS:
-        value = f[name].value
-        if name in ("train_folds", "val_folds", "test_folds"):
-            try:
-                value = tuple(int(v) for v in value)
-            except ValueError:
-                raise ValueError(f"--{name}={','.join(value)}: folds must be integers") from None
-        elif name == "classes":
-            value = tuple(value)
-        values[name] = value
-    features = FeatureConfig(**{n: values.pop(n) for n in FEATURE_FLAGS})
-    config = TrainConfig(**values, features=features)
-    lines = [
-        f"# Resolved flags of this run: python -m ecg_keras.train --flagfile={f.workdir}/"
-        f"{FLAGS_FILE}"
-    ]
-    for name in sorted(TRAIN_FLAGS + FEATURE_FLAGS + ["workdir"]):
-        value = f[name].value
-        if isinstance(value, list):
-            value = ",".join(value)
-        if value is None:
-            continue
-        lines.append(f"--{name}={value}")
-    return config, "\n".join(lines) + "\n"
 
 
 def main(argv):
@@ -345,8 +329,10 @@ def main(argv):
 
     del argv
     try:
-        config, flags_text = config_from_flags()
-        result = train_and_evaluate(config, flags.FLAGS.workdir, flags_text, flags.FLAGS.overwrite)
+        config = config_flags.config_from_flags()
+        workdir = flags.FLAGS.workdir
+        text = config_flags.flags_text(config, workdir)
+        result = train_and_evaluate(config, workdir, text, flags.FLAGS.overwrite)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

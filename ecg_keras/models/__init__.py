@@ -62,7 +62,8 @@ def get(name, input_shape, num_classes, **overrides) -> keras.Model:
       input_shape: (frames, bins, 12), e.g. ``features.spectrogram_shape(config, samples)``.
       num_classes: number of logits.
       **overrides: builder keyword arguments that replace the preset's (``dropout=0.3``,
-        ``head="flatten"``, ``stages=...``); see ``build_vgg`` and ``build_resnet``.
+        ``head="flatten"``, ``stages=...``); see ``build_vgg`` and ``build_resnet``. New
+        ResNet ``stages`` without ``stem_filters`` give a stem as wide as the first stage.
 
     Returns:
       keras.Model: float32 [batch, frames, bins, 12] -> logits float32 [batch, num_classes].
@@ -73,6 +74,8 @@ def get(name, input_shape, num_classes, **overrides) -> keras.Model:
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}")
     family, kwargs = PRESETS[name]
+    if family == "resnet" and "stages" in overrides and "stem_filters" not in overrides:
+        overrides = {**overrides, "stem_filters": overrides["stages"][0][0]}  # like the presets
     kwargs = {"name": name, **kwargs, **overrides}
     return FAMILIES[family](input_shape, num_classes, **kwargs)
 

@@ -1,0 +1,199 @@
+"""The KerasTuner search space over the VGG and ResNet families, as training configs.
+
+A trial's hyperparameters become a ``TrainConfig`` (``trial_config``), and the trial is built
+and trained with ``train``'s own functions (``build_model``, ``compile_model``, ``make_split``,
+``ValidationAuc``): the tuner never has layers or a training loop of its own, and a trial's
+config written as a flagfile (``config_flags.flags_text``) is an ordinary training run.
+
+    space = SearchSpace(families=("vgg",), base_filters=(16, 32))
+    hypermodel = EcgHyperModel(base_config, manifest, classes, space)
+
+Hyperparameters (conditional ones are scoped to their family with ``conditional_scope``):
+
+| name | values | training flag |
+| --- | --- | --- |
+| family | ``families`` | ``--model`` = vgg_small / resnet_small |
+| {family}_num_stages, {family}_base_filters, {family}_depth | ints | ``--stages`` |
+| {family}_kernel_size | ints | ``--kernel_size`` |
+| head | gap / flatten | ``--head`` |
+| dropout, learning_rate, weight_decay | ranges (the last two log-scaled) | same names |
+| window_seconds, hop_seconds | seconds | same names (``--fft_seconds`` = window) |
+
+Stage ``i`` (from 0) has ``base_filters * 2**i`` filters (at most 512) and ``depth``
+convolutions (VGG) or basic residual blocks (ResNet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+
+import keras_tuner as kt
+
+from ecg_keras import train
+from ecg_keras.config import FeatureConfig, TrainConfig
+
+FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
+# Training flags that a trial sets: giving one of them to ``tune`` contradicts the search.
+SEARCHED_FLAGS = {
+    "model": "families",
+    "stages": "num_stages, base_filters, stage_depths",
+    "kernel_size": "kernel_sizes",
+    "head": "heads",
+    "dropout": "dropout_range",
+    "learning_rate": "learning_rate_range",
+    "weight_decay": "weight_decay_range",
+    "window_seconds": "window_choices",
+    "hop_seconds": "hop_choices",
+    "fft_seconds": "window_choices",
+}
+OBJECTIVE = "val_macro_auc"
+MAX_FILTERS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """What the tuner may choose; each field is a flag of ``tune`` (see SEARCHED_FLAGS)."""
+
+    families: tuple[str, ...] = ("vgg", "resnet")
+    num_stages: tuple[int, ...] = (3, 4)
+    base_filters: tuple[int, ...] = (16, 32)
+    stage_depths: tuple[int, ...] = (1, 2)
+    kernel_sizes: tuple[int, ...] = (3, 5)
+    heads: tuple[str, ...] = ("gap", "flatten")
+    dropout_range: tuple[float, float] = (0.1, 0.5)
+    learning_rate_range: tuple[float, float] = (1e-3, 1e-2)
+    weight_decay_range: tuple[float, float] = (1e-3, 1e-1)
+    window_choices: tuple[float, ...] = (0.32, 0.64, 0.96)
+    hop_choices: tuple[float, ...] = (0.06, 0.08, 0.12)
+
+    def check(self, features: FeatureConfig) -> None:
+        """ValueError naming the flag, unless every combination is a valid training config."""
+        for name in (
+            "families", "num_stages", "base_filters", "stage_depths", "kernel_sizes", "heads",
+            "window_choices", "hop_choices",
+        ):  # fmt: skip
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is empty: give at least one value")
+        if unknown := set(self.families) - set(FAMILY_PRESETS):
+            raise ValueError(f"--families: unknown {sorted(unknown)}; known: vgg, resnet")
+        if unknown := set(self.heads) - {"gap", "flatten"}:
+            raise ValueError(f"--heads: unknown {sorted(unknown)}; known: gap, flatten")
+        for name in ("num_stages", "base_filters", "stage_depths", "kernel_sizes"):
+            if min(getattr(self, name)) < 1:
+                raise ValueError(f"--{name}={getattr(self, name)}: values must be >= 1")
+        for name in ("dropout_range", "learning_rate_range", "weight_decay_range"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high or (name == "dropout_range" and high >= 1):
+                raise ValueError(f"--{name}={low},{high}: need 0 < low <= high (< 1 for dropout)")
+        for window in self.window_choices:
+            for hop in self.hop_choices:
+                try:
+                    trial_features(features, window, hop)
+                except ValueError as e:
+                    raise ValueError(
+                        f"--window_choices/--hop_choices: window {window} s, hop {hop} s with "
+                        f"the training flags gives an invalid config: {e}"
+                    ) from None
+
+
+def trial_features(features: FeatureConfig, window: float, hop: float) -> FeatureConfig:
+    if hop > window:
+        raise ValueError(f"hop {hop} s is longer than the window {window} s")
+    return dataclasses.replace(features, window_seconds=window, hop_seconds=hop, fft_seconds=window)
+
+
+def declare(hp: kt.HyperParameters, space: SearchSpace) -> dict:
+    """Declares (or reads) the trial's hyperparameters; returns TrainConfig field values."""
+    family = hp.Choice("family", list(space.families))
+    with hp.conditional_scope("family", family):  # only this family's choices are active
+        stages = hp.Choice(f"{family}_num_stages", list(space.num_stages))
+        base = hp.Choice(f"{family}_base_filters", list(space.base_filters))
+        depth = hp.Choice(f"{family}_depth", list(space.stage_depths))
+        kernel = hp.Choice(f"{family}_kernel_size", list(space.kernel_sizes))
+    return {
+        "model": FAMILY_PRESETS[family],
+        "stages": tuple(f"{min(base * 2**i, MAX_FILTERS)}x{depth}" for i in range(stages)),
+        "kernel_size": kernel,
+        "head": hp.Choice("head", list(space.heads)),
+        "dropout": hp.Float("dropout", *space.dropout_range, step=0.1),
+        "learning_rate": hp.Float("learning_rate", *space.learning_rate_range, sampling="log"),
+        "weight_decay": hp.Float("weight_decay", *space.weight_decay_range, sampling="log"),
+        "window_seconds": hp.Choice("window_seconds", list(space.window_choices)),
+        "hop_seconds": hp.Choice("hop_seconds", list(space.hop_choices)),
+    }
+
+
+def trial_config(base: TrainConfig, space: SearchSpace, hp, epochs: int | None = None):
+    """The TrainConfig of a trial: ``base`` with the trial's hyperparameters (and epochs)."""
+    values = declare(hp, space)
+    features = trial_features(
+        base.features, values.pop("window_seconds"), values.pop("hop_seconds")
+    )
+    return dataclasses.replace(base, **values, features=features, epochs=epochs or base.epochs)
+
+
+def worker_index() -> int:
+    """This process's KerasTuner worker number (``tunerN`` -> N), or 0 when not distributed."""
+    match = re.fullmatch(r"\D*(\d+)", os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
+    return int(match.group(1)) if match else 0
+
+
+class EcgHyperModel(kt.HyperModel):
+    """Builds and trains one trial like ``ecg_keras.train`` does, scored on validation.
+
+    ``fit`` returns {val_macro_auc, epochs, best_epoch, seconds, worker}: the objective
+    (validation macro AUC of the best epoch, windows aggregated as in evaluation) and what
+    ``trials.csv`` reports.
+    """
+
+    def __init__(self, base: TrainConfig, manifest: dict, classes: list[str], space: SearchSpace):
+        super().__init__(name="ecg_keras")
+        self.base, self.manifest, self.classes, self.space = base, manifest, classes, space
+        self._stats = {}  # normalization statistics per STFT setting
+
+    def build(self, hp):
+        import keras
+
+        config = trial_config(self.base, self.space, hp)
+        keras.utils.set_random_seed(config.seed)  # as train does, so best_flags.cfg reproduces
+        return train.build_model(config, self.classes)
+
+    def stats(self, features: FeatureConfig):
+        from ecg_keras import input_pipeline
+
+        key = (features.window_seconds, features.hop_seconds, features.fft_seconds)
+        if key not in self._stats:
+            self._stats[key] = input_pipeline.feature_stats(
+                self.base.data_dir, self.base.train_folds, features
+            )
+        return self._stats[key]
+
+    def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
+
+        start = time.perf_counter()
+        config = trial_config(self.base, self.space, hp, epochs)
+        # A Hyperband continuation trains epochs initial_epoch..epochs with a fresh schedule.
+        train.compile_model(
+            model, config, self.manifest, self.classes, config.epochs - initial_epoch
+        )
+        stats = self.stats(config.features)
+        train_ds = train.make_split(config, config.train_folds, True, stats)
+        val_ds = train.make_split(config, config.val_folds, False, stats)
+        score = train.ValidationAuc(val_ds, None, config.aggregate)
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[score, *callbacks],  # first: the tuner's callbacks read val_macro_auc
+            verbose=kwargs.get("verbose", 2),
+        )
+        return {
+            OBJECTIVE: score.best,
+            "epochs": config.epochs,
+            "best_epoch": score.best_epoch,
+            "seconds": round(time.perf_counter() - start, 1),
+            "worker": worker_index(),
+        }
