@@ -6,7 +6,8 @@
 
 A SavedModel carries its metadata in ``assets.extra/metadata.json``; a .tflite file reads the
 ``metadata.json`` next to it (``export`` writes one into the ``tflite/`` folder). TFLite runs
-with ``ai_edge_litert``'s interpreter through the ``serving_default`` signature runner.
+with ``ai_edge_litert``'s interpreter through the ``serving_default`` signature runner, and
+then needs neither TensorFlow nor Keras.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import serving
-
-ASSETS_EXTRA = "assets.extra"
+SIGNATURE = "serving_default"  # the signature TF Serving's REST API uses by default
+INPUT = "ecg"  # the signature's one input: float32 [batch, samples, 12] mV
+METADATA = "metadata.json"
+ASSETS_EXTRA = "assets.extra"  # a SavedModel folder TF Serving copies along, unread
 
 
 class ArtifactError(ValueError):
@@ -30,8 +32,8 @@ def metadata_path(path) -> Path:
     """Where the metadata of the artifact at ``path`` lives."""
     path = Path(path)
     if path.suffix == ".tflite":
-        return path.with_name(serving.METADATA)
-    return path / ASSETS_EXTRA / serving.METADATA
+        return path.with_name(METADATA)
+    return path / ASSETS_EXTRA / METADATA
 
 
 def size_bytes(path) -> int:
@@ -73,12 +75,12 @@ class Predictor:
             from ai_edge_litert.interpreter import Interpreter
 
             self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self._run = self._interpreter.get_signature_runner(serving.SIGNATURE)
+            self._run = self._interpreter.get_signature_runner(SIGNATURE)
         else:
             import tensorflow as tf
 
             self._loaded = tf.saved_model.load(str(self.path))
-            function = self._loaded.signatures[serving.SIGNATURE]
+            function = self._loaded.signatures[SIGNATURE]
             self._run = lambda ecg: function(ecg=tf.constant(ecg))
 
     def __call__(self, ecg: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,7 +90,7 @@ class Predictor:
         if ecg.ndim != 3 or ecg.shape[1:] != expected:
             raise ValueError(f"{self.path} takes [n, {expected[0]}, 12], got {list(ecg.shape)}")
         if self.kind == "tflite":
-            return {k: np.asarray(v) for k, v in self._run(**{serving.INPUT: ecg}).items()}
+            return {k: np.asarray(v) for k, v in self._run(**{INPUT: ecg}).items()}
         return {k: v.numpy() for k, v in self._run(ecg).items()}
 
     def probabilities(self, ecg: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -22,16 +22,15 @@ import tensorflow as tf
 
 from ecg_keras import features, ptbxl
 from ecg_keras.config import TrainConfig
+from ecg_keras.runtime import INPUT, METADATA, SIGNATURE
 
-SIGNATURE = "serving_default"
-INPUT = "ecg"
+__all__ = ["INPUT", "METADATA", "OUTPUTS", "SIGNATURE", "WARMUP", "make_endpoint", "metadata"]
 OUTPUTS = {
     "probabilities": "float32 [batch, classes]: sigmoid per class, windows aggregated",
     "labels": "int32 [batch, classes]: 1 where probability >= the class's threshold",
     "window_probabilities": "float32 [batch, windows, classes]: sigmoid per window",
 }
 WARMUP = "tf_serving_warmup_requests"  # the name TF Serving looks for in assets.extra/
-METADATA = "metadata.json"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,3 +110,39 @@ def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tfrecords") / "ptbxl100"
     prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(real_tfrecords, tmp_path_factory):
+    """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes).
+
+    Returns (workdir, metrics.json content).
+    """
+    from ecg_keras import train
+    from ecg_keras.config import TrainConfig
+
+    workdir = tmp_path_factory.mktemp("run") / "vgg"
+    config = TrainConfig(data_dir=str(real_tfrecords), model="vgg_small", epochs=4)
+    result = train.train_and_evaluate(config, workdir, flags_text="--epochs=4\n")
+    return workdir, result
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run, tmp_path_factory):
+    """``trained_run`` exported once, with every TFLite mode (about a minute).
+
+    The run is copied first, so that tests which re-evaluate ``trained_run`` cannot change
+    the thresholds under the export. Returns (export.json content, version folder, workdir).
+    """
+    import shutil
+
+    from ecg_keras import export
+
+    root = tmp_path_factory.mktemp("export")
+    workdir = root / "run"
+    shutil.copytree(trained_run[0], workdir, ignore=shutil.ignore_patterns("logs", "backup"))
+    config = export.ExportConfig(
+        output_dir=str(root / "saved_models" / "ecg"), workdir=str(workdir), calibration_records=100
+    )
+    result = export.export(config)
+    return result, root / "saved_models" / "ecg" / str(result["version"]), workdir

@@ -27,17 +27,8 @@ def _cli(module, *args, env=None, **kwargs):
     )
 
 
-@pytest.fixture(scope="module")
-def trained(real_tfrecords, tmp_path_factory):
-    """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes)."""
-    workdir = tmp_path_factory.mktemp("run") / "vgg"
-    config = TrainConfig(data_dir=str(real_tfrecords), model="vgg_small", epochs=4)
-    result = train.train_and_evaluate(config, workdir, flags_text="--epochs=4\n")
-    return workdir, result
-
-
-def test_training_learns_real_signal(trained):
-    workdir, result = trained
+def test_training_learns_real_signal(trained_run):
+    workdir, result = trained_run
     # Chance is 0.5; misaligned labels or broken spectrograms stay near it. A correct pipeline
     # reaches ~0.75-0.8 after 4 short epochs on 1,481 records.
     assert result["test"]["macro_auc"] > 0.68
@@ -68,8 +59,8 @@ def test_training_learns_real_signal(trained):
     assert best["val_macro_auc"] == pytest.approx(history["val_macro_auc"].max())
 
 
-def test_evaluate_cli_recomputes_metrics(trained, tmp_path):
-    workdir, result = trained
+def test_evaluate_cli_recomputes_metrics(trained_run, tmp_path):
+    workdir, result = trained_run
     done = _cli("ecg_keras.evaluate", f"--workdir={workdir}", "--windows=0", "--aggregate=mean")
     assert done.returncode == 0, done.stderr
     assert "test macro AUC" in done.stdout

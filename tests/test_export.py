@@ -1,0 +1,212 @@
+"""ecg_keras.export (+ serving, lite, runtime, export_check): a real trained run exported once
+(``exported`` in conftest.py), then its SavedModel, TFLite files and checks inspected."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+
+from ecg_keras import evaluate, export, export_check, ptbxl, runtime, serving, train
+
+TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
+
+
+def _evaluate_predictions(workdir):
+    """ecg_id -> probabilities float32 [classes], as ``ecg_keras.evaluate`` computes them."""
+    import keras
+
+    config, stats = train.load_run(workdir)
+    model = keras.models.load_model(workdir / train.MODEL, compile=False)
+    ids, _, probs = evaluate.predict(
+        model, train.make_split(config, config.test_folds, False, stats), config.aggregate
+    )
+    return dict(zip(ids.tolist(), probs, strict=True))
+
+
+def test_export_publishes_a_checked_version(exported):
+    result, version_dir, workdir = exported
+    assert version_dir.name == "1" and result["passed"]
+    assert export.versions(version_dir.parent) == [1]
+    assert not list(version_dir.parent.glob(".export-*"))  # no temporary folder left
+    for name in ("saved_model.pb", "export.json", "assets.extra/" + serving.WARMUP):
+        assert (version_dir / name).is_file(), name
+    assert json.loads((version_dir / "export.json").read_text()) == json.loads(json.dumps(result))
+
+    artifacts = {a["name"]: a for a in result["artifacts"]}
+    assert list(artifacts) == ["keras", "saved_model", *TFLITE]
+    assert all(a["check"]["passed"] and a["check"]["records"] == 252 for a in artifacts.values())
+    for name in TFLITE:
+        path = version_dir / artifacts[name]["path"]
+        assert path.stat().st_size == artifacts[name]["size_bytes"]
+    # The chain evaluate -> Keras endpoint -> SavedModel -> float32 TFLite holds to 1e-4.
+    for name in ("keras", "saved_model", "tflite_float32"):
+        assert artifacts[name]["check"]["max_abs_diff"] <= 1e-4, name
+    float_auc = result["float_macro_auc"]
+    assert float_auc > 0.68  # the run learned something, so the AUC comparison means something
+    for name in TFLITE[1:]:
+        check = artifacts[name]["check"]
+        assert check["macro_auc"] >= float_auc - 0.01 and check["labels_mismatched"] == 0, name
+    assert artifacts["tflite_int8"]["size_bytes"] < artifacts["saved_model"]["size_bytes"] / 3
+
+    meta = json.loads((version_dir / "assets.extra" / serving.METADATA).read_text())
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert meta["classes"] == ["NORM", "MI", "STTC", "CD", "HYP"] == metrics["classes"]
+    assert meta["thresholds"] == metrics["thresholds"]
+    assert meta["leads"] == list(ptbxl.LEADS) and meta["units"] == "mV"
+    assert (meta["sampling_rate"], meta["input_samples"]) == (100, 1000)
+    assert meta["windows"] == {
+        "seconds": 2.5,
+        "stride_seconds": 1.25,
+        "count": 7,
+        "aggregate": "max",
+    }
+    tflite_meta = json.loads((version_dir / "tflite" / serving.METADATA).read_text())
+    assert tflite_meta == meta
+
+
+def test_saved_model_cli_lists_the_documented_signature(exported):
+    _, version_dir, _ = exported
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    done = subprocess.run(
+        [str(cli), "show", "--dir", str(version_dir), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    signature = out[out.index("signature_def['serving_default']") :]
+    inputs, outputs = signature.split("output(s):")[:2]
+    assert "inputs['ecg']" in inputs and "shape: (-1, 1000, 12)" in inputs
+    assert "DT_FLOAT" in inputs
+    for name, shape in [
+        ("probabilities", "(-1, 5)"),
+        ("labels", "(-1, 5)"),
+        ("window_probabilities", "(-1, 7, 5)"),
+    ]:
+        block = outputs[outputs.index(f"outputs['{name}']") :]
+        assert f"shape: {shape}" in block.split("name:")[0], name
+
+
+def _fields(buffer: bytes) -> dict[int, bytes]:
+    """The length-delimited fields of one protobuf message (all the warm-up file has)."""
+    out, i = {}, 0
+    while i < len(buffer):
+        key = length = shift = 0
+        while True:
+            byte = buffer[i]
+            key |= (byte & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if byte < 0x80:
+                break
+        assert key & 7 == 2, "only length-delimited fields are expected"
+        shift = 0
+        while True:
+            byte = buffer[i]
+            length |= (byte & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if byte < 0x80:
+                break
+        out[key >> 3] = buffer[i : i + length]
+        i += length
+    return out
+
+
+def test_rest_request_from_the_readme_matches_evaluate(exported, real_ptbxl_dir):
+    _, version_dir, workdir = exported
+    expected = _evaluate_predictions(workdir)
+    db = ptbxl.load_database(real_ptbxl_dir)
+    ecg_ids = sorted(expected)[:3]
+    signals = [
+        ptbxl.read_signal(ptbxl.record_path(real_ptbxl_dir, db.loc[i], 100), 100) for i in ecg_ids
+    ]
+    # The README's body: POST /v1/models/NAME:predict {"instances": [ECG, ...]}, ECG [1000][12].
+    body = json.dumps({"instances": [s.tolist() for s in signals]})
+    instances = np.asarray(json.loads(body)["instances"], np.float32)
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    outputs = {k: v.numpy() for k, v in serve(ecg=tf.constant(instances)).items()}
+    # TF Serving's row format: one object per instance, one key per named output.
+    response = {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(3)]}
+    response = json.loads(json.dumps(response))
+    got = np.array([p["probabilities"] for p in response["predictions"]])
+    np.testing.assert_allclose(got, [expected[i] for i in ecg_ids], atol=1e-4)
+    thresholds = json.loads((version_dir / "assets.extra/metadata.json").read_text())["thresholds"]
+    assert [p["labels"] for p in response["predictions"]] == (got >= thresholds).astype(
+        int
+    ).tolist()
+    assert np.array(response["predictions"][0]["window_probabilities"]).shape == (7, 5)
+
+    # The warm-up file holds one PredictionLog.predict_log.request (fields 6, 1) for model "ecg"
+    # and signature serving_default, with input "ecg" float32 [1, 1000, 12] that the model runs.
+    raw = next(iter(tf.data.TFRecordDataset(str(version_dir / "assets.extra" / serving.WARMUP))))
+    request = _fields(_fields(_fields(raw.numpy())[6])[1])
+    spec = _fields(request[1])
+    assert spec == {1: b"ecg", 3: b"serving_default"}
+    entry = _fields(request[2])
+    assert entry[1] == b"ecg"
+    tensor = tf.make_ndarray(tensor_pb2.TensorProto.FromString(entry[2]))
+    assert tensor.shape == (1, 1000, 12) and tensor.dtype == np.float32
+    assert np.isfinite(serve(ecg=tf.constant(tensor))["probabilities"].numpy()).all()
+
+
+def test_tflite_runtime_takes_any_batch(exported):
+    _, version_dir, _ = exported
+    predictor = runtime.load(version_dir / "tflite" / "int8.tflite", num_threads=1)
+    ecg = np.random.default_rng(0).normal(0, 0.2, (3, 1000, 12)).astype(np.float32)
+    three = predictor(ecg)["probabilities"]
+    one = predictor(ecg[:1])["probabilities"]
+    assert three.shape == (3, 5) and np.allclose(one, three[:1], atol=1e-6)
+    with pytest.raises(ValueError, match=r"takes \[n, 1000, 12\]"):
+        predictor(ecg[:, :500])
+    with pytest.raises(runtime.ArtifactError, match="neither a SavedModel"):
+        runtime.load(version_dir / "tflite")
+
+
+def test_versions_are_never_overwritten(exported, tmp_path):
+    _, version_dir, workdir = exported
+    with pytest.raises(ValueError, match="exists and is never overwritten"):
+        export.export(
+            export.ExportConfig(output_dir=str(version_dir.parent), workdir=str(workdir), version=1)
+        )
+    assert export.resolve_version(version_dir.parent, None) == 2
+    for name in ("1", "3", "notes", ".export-9-1"):
+        (tmp_path / name).mkdir()
+    assert export.versions(tmp_path) == [1, 3]
+    assert export.resolve_version(tmp_path, None) == 4
+    assert export.resolve_version(tmp_path, 2) == 2
+    assert export.resolve_version(tmp_path / "new", None) == 1
+    with pytest.raises(ValueError, match="--tflite=int4"):
+        export.ExportConfig(output_dir="x", workdir="w", tflite=("int4",))
+
+
+def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
+    _, version_dir, workdir = exported
+    output_dir = version_dir.parent
+    # The real CLI, with a tolerance no artifact can meet.
+    code = (
+        "import sys; from absl import app; from ecg_keras import export, export_check; "
+        "export_check.TOLERANCES['saved_model'] = -1.0; export.define_flags(); "
+        "app.run(export.main, argv=sys.argv)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"--workdir={workdir}", f"--output_dir={output_dir}",
+         "--tflite="],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "error: check failed for ['saved_model']" in done.stderr
+    assert export.versions(output_dir) == [1]  # version 2 was not published
+    failed = json.loads((output_dir / ".failed-2" / "export.json").read_text())
+    assert not failed["passed"]
+    assert [a["check"]["passed"] for a in failed["artifacts"]] == [True, False]
+    assert export_check.TOLERANCES["saved_model"] == 1e-4  # the patch stayed in the child
