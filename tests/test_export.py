@@ -210,3 +210,38 @@ def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
     assert not failed["passed"]
     assert [a["check"]["passed"] for a in failed["artifacts"]] == [True, False]
     assert export_check.TOLERANCES["saved_model"] == 1e-4  # the patch stayed in the child
+
+
+@pytest.mark.parametrize("crop_seconds, windows", [(2.5, 7), (0.0, 1)])
+def test_endpoint_scores_windows_like_evaluate(crop_seconds, windows):
+    """The endpoint's windows, features and aggregation against a plain loop over windows."""
+    import dataclasses
+
+    from ecg_keras import features, models
+    from ecg_keras.config import TrainConfig
+
+    config = TrainConfig(aggregate="max")
+    config = dataclasses.replace(
+        config, features=dataclasses.replace(config.features, crop_seconds=crop_seconds)
+    )
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(-3, 0.5, (33, 12)), rng.uniform(0.5, 2, (33, 12))
+    model = models.get("vgg_tiny", (None, 33, 12), 5)
+    endpoint, _ = serving.make_endpoint(model, config, (mean, std), [0.5] * 5)
+    ecg = rng.normal(0, 0.3, (2, 1000, 12)).astype(np.float32)
+    out = {k: v.numpy() for k, v in endpoint(ecg).items()}
+    length = config.features.input_samples
+    starts = range(0, 1000 - length + 1, 125 if crop_seconds else 1000)
+    per_window = []
+    for start in starts:
+        spec = features.normalize(
+            features.spectrogram(ecg[:, start : start + length], config.features),
+            mean.astype(np.float32),
+            std.astype(np.float32),
+        )
+        per_window.append(1 / (1 + np.exp(-model(spec).numpy())))
+    per_window = np.stack(per_window, 1)  # [2, windows, 5]
+    assert per_window.shape == (2, windows, 5) == out["window_probabilities"].shape
+    np.testing.assert_allclose(out["window_probabilities"], per_window, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], per_window.max(1), atol=1e-5)
+    np.testing.assert_array_equal(out["labels"], out["probabilities"] >= 0.5)
