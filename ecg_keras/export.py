@@ -124,9 +124,11 @@ def export(config: ExportConfig) -> dict:
     folds = tuple(run_config.test_folds)
     _progress(start, f"reading the check records (folds {list(folds)}) and calibration records")
     records = export_check.load_records(run_config, folds)
-    calibration = export_check.load_records(
-        run_config, run_config.train_folds, limit=config.calibration_records, seed=run_config.seed
-    ).signals
+    calibration = None
+    if "int8" in config.tflite:
+        calibration = export_check.load_records(
+            run_config, run_config.train_folds, config.calibration_records, run_config.seed
+        ).signals
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / f".export-{version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -150,21 +152,21 @@ def export(config: ExportConfig) -> dict:
         tflite_dir.mkdir()
         manifest.write_json_atomic(tflite_dir / serving.METADATA, meta)
         for mode in config.tflite:
-            note = f", calibrating on {len(calibration)} training records" if mode == "int8" else ""
+            note = f", calibrated on {len(calibration)} training records" if mode == "int8" else ""
             _progress(start, f"converting to TFLite {mode}{note}")
             (tflite_dir / f"{mode}.tflite").write_bytes(lite.convert(tmp, mode, calibration))
 
-        result = _check_all(
-            start,
-            config,
+        result = export_check.check_artifacts(
             tmp,
             model_path,
+            config.tflite,
             endpoint,
             spectrogram_model,
             run_config,
             stats,
             thresholds,
             records,
+            progress=lambda message: _progress(start, message),
         )
         result.update(name=output_dir.name, version=version, source=source)
         manifest.write_json_atomic(tmp / EXPORT_JSON, result)
@@ -192,79 +194,6 @@ def export(config: ExportConfig) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     _progress(start, f"published {output_dir / str(version)}")
     return result
-
-
-def _check_all(
-    start,
-    config,
-    folder,
-    model_path,
-    endpoint,
-    spectrogram_model,
-    run_config,
-    stats,
-    thresholds,
-    records,
-):
-    """Runs ``check_model`` on every artifact: the Keras endpoint, then the files in
-    ``folder``. Returns the export.json content."""
-    import numpy as np
-
-    from ecg_keras import metrics
-
-    _progress(start, f"checking every artifact on {len(records.ecg_ids)} test records")
-    truth = export_check.evaluate_probabilities(spectrogram_model, run_config, stats, records)
-    float_auc = float(metrics.macro_auc(records.labels, truth))
-    keras_out = [endpoint(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)]
-    outputs = {
-        "keras": {
-            k: np.concatenate([o[k].numpy() for o in keras_out])
-            for k in ("probabilities", "labels")
-        }
-    }
-    paths = {"keras": model_path, "saved_model": folder}
-    paths.update({m: folder / "tflite" / f"{m}.tflite" for m in config.tflite})
-    for name, path in paths.items():
-        if name != "keras":
-            predictor = runtime.load(path)
-            parts = [
-                predictor(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)
-            ]
-            outputs[name] = {
-                k: np.concatenate([p[k] for p in parts]) for k in ("probabilities", "labels")
-            }
-    references = {"evaluate": truth, **{n: o["probabilities"] for n, o in outputs.items()}}
-    artifacts = []
-    for name, path in paths.items():
-        reference = references[export_check.REFERENCE.get(name, "saved_model")]
-        check = export_check.check_model(
-            name,
-            outputs[name]["probabilities"],
-            records,
-            reference,
-            float_auc,
-            thresholds,
-            outputs[name]["labels"],
-        )
-        _progress(
-            start,
-            f"  {name}: max |diff| {check['max_abs_diff']:.2e} (<= {check['tolerance']:g}), "
-            f"macro AUC {check['macro_auc']:.4f} -> {'ok' if check['passed'] else 'FAILED'}",
-        )
-        artifacts.append(
-            {
-                "name": name if name in ("keras", "saved_model") else f"tflite_{name}",
-                "path": str(path if name == "keras" else Path(path).relative_to(folder)),
-                "size_bytes": runtime.size_bytes(path),
-                "check": check,
-            }
-        )
-    return {
-        "passed": all(a["check"]["passed"] for a in artifacts),
-        "check_records": {"folds": list(run_config.test_folds), "count": len(records.ecg_ids)},
-        "float_macro_auc": float_auc,
-        "artifacts": artifacts,
-    }
 
 
 def define_flags():

@@ -16,6 +16,7 @@ and every artifact's macro AUC on the check records (the run's test folds) must 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -147,3 +148,85 @@ def check_model(
     if failures:
         result["failures"] = failures
     return result
+
+
+def check_artifacts(
+    folder,
+    model_path,
+    modes,
+    endpoint,
+    spectrogram_model,
+    run_config,
+    stats,
+    thresholds,
+    records: Records,
+    progress=print,
+) -> dict:
+    """Runs ``check_model`` on every artifact of an export on the same ``records``.
+
+    Args:
+      folder: the version folder (SavedModel, ``tflite/MODE.tflite`` for each of ``modes``).
+      model_path: the .keras file the endpoint runs (only its size and name are recorded).
+      endpoint: ``serving.make_endpoint``'s function, run eagerly as the Keras artifact.
+      spectrogram_model, run_config, stats: the run, for ``evaluate``'s own predictions.
+      thresholds: float [classes], the exported decision thresholds.
+      progress: called with one line per step.
+
+    Returns:
+      The export.json content: ``passed``, ``check_records``, ``float_macro_auc`` and
+      ``artifacts`` ([{name, path, size_bytes, check}]).
+    """
+    from ecg_keras import runtime
+
+    progress(f"checking every artifact on {len(records.ecg_ids)} test records")
+    truth = evaluate_probabilities(spectrogram_model, run_config, stats, records)
+    float_auc = float(metrics.macro_auc(records.labels, truth))
+    keras_out = [endpoint(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)]
+    outputs = {
+        "keras": {
+            k: np.concatenate([o[k].numpy() for o in keras_out])
+            for k in ("probabilities", "labels")
+        }
+    }
+    paths = {"keras": model_path, "saved_model": folder}
+    paths.update({m: Path(folder) / "tflite" / f"{m}.tflite" for m in modes})
+    for name, path in paths.items():
+        if name != "keras":
+            predictor = runtime.load(path)
+            parts = [
+                predictor(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)
+            ]
+            outputs[name] = {
+                k: np.concatenate([p[k] for p in parts]) for k in ("probabilities", "labels")
+            }
+    references = {"evaluate": truth, **{n: o["probabilities"] for n, o in outputs.items()}}
+    artifacts = []
+    for name, path in paths.items():
+        reference = references[REFERENCE.get(name, "saved_model")]
+        check = check_model(
+            name,
+            outputs[name]["probabilities"],
+            records,
+            reference,
+            float_auc,
+            thresholds,
+            outputs[name]["labels"],
+        )
+        progress(
+            f"  {name}: max |diff| {check['max_abs_diff']:.2e} (<= {check['tolerance']:g}), "
+            f"macro AUC {check['macro_auc']:.4f} -> {'ok' if check['passed'] else 'FAILED'}",
+        )
+        artifacts.append(
+            {
+                "name": name if name in ("keras", "saved_model") else f"tflite_{name}",
+                "path": str(path if name == "keras" else Path(path).relative_to(folder)),
+                "size_bytes": runtime.size_bytes(path),
+                "check": check,
+            }
+        )
+    return {
+        "passed": all(a["check"]["passed"] for a in artifacts),
+        "check_records": {"folds": list(run_config.test_folds), "count": len(records.ecg_ids)},
+        "float_macro_auc": float_auc,
+        "artifacts": artifacts,
+    }
