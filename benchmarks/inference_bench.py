@@ -62,13 +62,13 @@ def main():
 
     import keras
 
-    from ecg_keras import export, export_check, losses, metrics, runtime, serving, train
+    from ecg_keras import export, export_check, losses, metrics, recipe, runtime, serving
 
     del losses  # imported to register the loss that model.keras may name
     export_dir = Path(args.export_dir)
     report = json.loads((export_dir / export.EXPORT_JSON).read_text())
     source = report["source"]
-    config, stats = train.load_run(source["workdir"])
+    config, stats = recipe.load_run(source["workdir"])
     if args.data_dir:
         config = dataclasses.replace(config, data_dir=args.data_dir)
     records = export_check.load_records(config, config.test_folds)

@@ -90,10 +90,10 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     """
     import keras
 
-    from ecg_keras import plots, train
+    from ecg_keras import plots, recipe
 
     workdir = Path(workdir)
-    config, stats = train.load_run(workdir)
+    config, stats = recipe.load_run(workdir)
     changes = {}
     if windows is not None:
         changes = {"crop_seconds": windows[0], "window_stride_seconds": windows[1] or 1.0}
@@ -105,11 +105,11 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
         test_folds=tuple(folds or config.test_folds),
         aggregate=aggregate or config.aggregate,
     )
-    model = keras.models.load_model(workdir / train.MODEL, compile=False)  # inference only
-    classes = train.run_classes(config)
+    model = keras.models.load_model(workdir / recipe.MODEL, compile=False)  # inference only
+    classes = recipe.run_classes(config)
 
     def run(folds):
-        return predict(model, train.make_split(config, folds, False, stats), config.aggregate)
+        return predict(model, recipe.make_split(config, folds, False, stats), config.aggregate)
 
     _, *val = run(config.val_folds)
     ids, *test = run(config.test_folds)

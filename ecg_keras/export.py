@@ -83,13 +83,13 @@ def _progress(start: float, message: str) -> None:
 
 def _load_run(config: ExportConfig):
     """(TrainConfig, stats, classes, thresholds, model path, workdir) of the run to export."""
-    from ecg_keras import train
+    from ecg_keras import recipe
 
-    model = Path(config.model) if config.model else Path(config.workdir) / train.MODEL
+    model = Path(config.model) if config.model else Path(config.workdir) / recipe.MODEL
     workdir = Path(config.workdir) if config.workdir else model.parent
     if not model.is_file():
         raise FileNotFoundError(f"{model} not found (--model / --workdir)")
-    run_config, stats = train.load_run(workdir)
+    run_config, stats = recipe.load_run(workdir)
     if config.data_dir:
         run_config = dataclasses.replace(run_config, data_dir=config.data_dir)
     metrics_path = workdir / "metrics.json"

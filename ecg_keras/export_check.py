@@ -61,13 +61,13 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
     """
     import tensorflow as tf
 
-    from ecg_keras import input_pipeline, tfrecord, train
+    from ecg_keras import input_pipeline, recipe, tfrecord
 
     manifest, files = input_pipeline.shard_files(config.data_dir, folds)
     num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
     fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
     compression = "GZIP" if manifest["compression"] == "GZIP" else ""
-    index = train.class_index(config)
+    index = recipe.class_index(config)
     ids, signals, labels = [], [], []
     for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(256):
         ex = tfrecord.parse_example(batch, fields)
@@ -84,10 +84,10 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
 
 def evaluate_probabilities(spectrogram_model, config, stats, records: Records) -> np.ndarray:
     """``ecg_keras.evaluate``'s predictions for ``records`` (same folds), float32 [n, classes]."""
-    from ecg_keras import evaluate, train
+    from ecg_keras import evaluate, recipe
 
     folds = sorted({int(f) for f in config.test_folds})
-    ds = train.make_split(config, folds, False, stats)
+    ds = recipe.make_split(config, folds, False, stats)
     ids, _, probs = evaluate.predict(spectrogram_model, ds, config.aggregate)
     position = {int(i): k for k, i in enumerate(ids)}
     missing = [int(i) for i in records.ecg_ids if int(i) not in position]

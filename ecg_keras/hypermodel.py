@@ -1,9 +1,10 @@
 """The KerasTuner search space over the VGG and ResNet families, as training configs.
 
 A trial's hyperparameters become a ``TrainConfig`` (``trial_config``), and the trial is built
-and trained with ``train``'s own functions (``build_model``, ``compile_model``, ``make_split``,
-``ValidationAuc``): the tuner never has layers or a training loop of its own, and a trial's
-config written as a flagfile (``config_flags.flags_text``) is an ordinary training run.
+and trained with the functions ``train`` uses (``recipe.build_model``, ``compile_model``,
+``make_split``, ``train.ValidationAuc``): the tuner has no layers or training loop of its
+own, and a trial's config written as a flagfile (``config_flags.flags_text``) is an ordinary
+training run.
 
     space = SearchSpace(families=("vgg",), base_filters=(16, 32))
     hypermodel = EcgHyperModel(base_config, manifest, classes, space)
@@ -32,7 +33,7 @@ import time
 
 import keras_tuner as kt
 
-from ecg_keras import train
+from ecg_keras import recipe, train
 from ecg_keras.config import FeatureConfig, TrainConfig
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
@@ -159,7 +160,7 @@ class EcgHyperModel(kt.HyperModel):
 
         config = trial_config(self.base, self.space, hp)
         keras.utils.set_random_seed(config.seed)  # as train does, so best_flags.cfg reproduces
-        return train.build_model(config, self.classes)
+        return recipe.build_model(config, self.classes)
 
     def stats(self, features: FeatureConfig):
         from ecg_keras import input_pipeline
@@ -176,12 +177,12 @@ class EcgHyperModel(kt.HyperModel):
         start = time.perf_counter()
         config = trial_config(self.base, self.space, hp, epochs)
         # A Hyperband continuation trains epochs initial_epoch..epochs with a fresh schedule.
-        train.compile_model(
+        recipe.compile_model(
             model, config, self.manifest, self.classes, config.epochs - initial_epoch
         )
         stats = self.stats(config.features)
-        train_ds = train.make_split(config, config.train_folds, True, stats)
-        val_ds = train.make_split(config, config.val_folds, False, stats)
+        train_ds = recipe.make_split(config, config.train_folds, True, stats)
+        val_ds = recipe.make_split(config, config.val_folds, False, stats)
         score = train.ValidationAuc(val_ds, None, config.aggregate)
         model.fit(
             train_ds,

@@ -133,9 +133,9 @@ def tune(base: TrainConfig, space: SearchSpace, options: TuneOptions) -> list[di
     Raises:
       ValueError / FileNotFoundError before any trial for bad data, space or options.
     """
-    from ecg_keras import train
+    from ecg_keras import recipe
 
-    base, manifest, classes = train.prepare_data(base)  # a missing data dir fails here
+    base, manifest, classes = recipe.prepare_data(base)  # a missing data dir fails here
     space.check(base.features)
     epochs = options.max_epochs or base.epochs
     model = hypermodel.EcgHyperModel(base, manifest, classes, space)

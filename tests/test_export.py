@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
-from ecg_keras import evaluate, export, export_check, ptbxl, runtime, serving, train
+from ecg_keras import evaluate, export, export_check, ptbxl, recipe, runtime, serving
 
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
 
@@ -21,10 +21,10 @@ def _evaluate_predictions(workdir):
     """ecg_id -> probabilities float32 [classes], as ``ecg_keras.evaluate`` computes them."""
     import keras
 
-    config, stats = train.load_run(workdir)
-    model = keras.models.load_model(workdir / train.MODEL, compile=False)
+    config, stats = recipe.load_run(workdir)
+    model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
     ids, _, probs = evaluate.predict(
-        model, train.make_split(config, config.test_folds, False, stats), config.aggregate
+        model, recipe.make_split(config, config.test_folds, False, stats), config.aggregate
     )
     return dict(zip(ids.tolist(), probs, strict=True))
 

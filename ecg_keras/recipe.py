@@ -1,0 +1,186 @@
+"""What a training run is, from its TrainConfig: data, classes, model, loss and optimizer.
+
+``train`` (one run), ``tune`` (a trial per config), ``evaluate`` and ``export`` (a saved run)
+all go through these functions, so a config means the same thing everywhere:
+
+    config, manifest, classes = prepare_data(config)       # checks the data first
+    model = compile_model(build_model(config, classes), config, manifest, classes)
+    ds = make_split(config, config.train_folds, True, stats)  # (spec, labels) batches
+    config, (mean, std) = load_run("runs/NAME")             # a saved run's config and stats
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecg_keras import manifest as manifest_lib
+from ecg_keras.config import FeatureConfig, TrainConfig
+
+MODEL, RUN, FLAGS_FILE, BEST = "model.keras", "run.json", "flags.cfg", "best.json"
+
+
+def run_classes(config: TrainConfig) -> list[str]:
+    """The classes this run predicts: the task's (from the manifest) or the chosen subset."""
+    manifest = manifest_lib.load(config.data_dir)
+    if config.task not in manifest["tasks"]:
+        raise ValueError(
+            f"unknown --task={config.task}; {config.data_dir} has {sorted(manifest['tasks'])}"
+        )
+    known = manifest["tasks"][config.task]["classes"]
+    unknown = [c for c in config.classes if c not in known]
+    if unknown:
+        raise ValueError(
+            f"--classes {unknown} are not classes of {config.task} in "
+            f"{config.data_dir}/manifest.json: {known}"
+        )
+    return list(config.classes) or known
+
+
+def class_index(config: TrainConfig) -> list[int]:
+    """Columns of the task's label vector that this run predicts."""
+    known = manifest_lib.load(config.data_dir)["tasks"][config.task]["classes"]
+    return [known.index(c) for c in run_classes(config)]
+
+
+def make_split(config: TrainConfig, folds, training: bool, stats):
+    """``make_dataset`` for one split of a run, labels narrowed to the run's classes.
+
+    Returns:
+      training: (spec, labels float32 [batch, classes]); otherwise (spec, labels, ecg_id).
+    """
+    import tensorflow as tf
+
+    from ecg_keras import input_pipeline
+
+    index = class_index(config)
+    ds = input_pipeline.make_dataset(
+        config.data_dir,
+        folds,
+        config.task,
+        config.features,
+        training=training,
+        batch_size=config.batch_size,
+        stats=stats,
+        seed=config.seed,
+        cache=config.cache,
+        with_ids=not training,
+    )
+    return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
+
+
+def config_from_json(obj: dict) -> TrainConfig:
+    obj = dict(obj)
+    obj["features"] = FeatureConfig(**obj["features"])
+    for key in ("classes", "train_folds", "val_folds", "test_folds"):
+        obj[key] = tuple(obj[key])
+    return TrainConfig(**obj)
+
+
+def load_run(workdir) -> tuple[TrainConfig, tuple[np.ndarray, np.ndarray]]:
+    """The config and normalization statistics (mean, std float32 [bins, 12]) of a run."""
+    path = Path(workdir) / RUN
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
+    run = json.loads(path.read_text())
+    stats = (
+        np.asarray(run["stats"]["mean"], np.float32),
+        np.asarray(run["stats"]["std"], np.float32),
+    )
+    return config_from_json(run["config"]), stats
+
+
+def _loss(pos_weight: np.ndarray | None):
+    """Binary cross-entropy on logits; with class weighting, positives of class k count
+    ``pos_weight[k]`` (negatives / positives) times."""
+    import keras
+
+    from ecg_keras.losses import WeightedBinaryCrossentropy
+
+    if pos_weight is None:
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    return WeightedBinaryCrossentropy(pos_weight)
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int):
+    import keras
+
+    total = epochs * steps_per_epoch
+    warmup = int(total * (0.3 if config.schedule == "onecycle" else 0.05))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 25,
+        decay_steps=max(total - warmup, 1),
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+        alpha=1e-3,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+
+
+def prepare_data(config: TrainConfig) -> tuple[TrainConfig, dict, list[str]]:
+    """Checks (and, with ``ptbxl_dir``, first prepares) the run's data, before any training.
+
+    Returns:
+      (config with the data's sampling rate, the manifest, the run's classes).
+
+    Raises:
+      ValueError / FileNotFoundError naming the flag, folder or shard that is wrong.
+    """
+    from ecg_keras import input_pipeline, models, prepare
+
+    if config.model not in models.PRESETS:
+        raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
+    if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
+        prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
+    manifest = manifest_lib.load(config.data_dir)
+    config = dataclasses.replace(
+        config,
+        features=dataclasses.replace(config.features, sampling_rate=manifest["sampling_rate"]),
+    )
+    classes = run_classes(config)
+    for folds in (config.train_folds, config.val_folds, config.test_folds):
+        input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
+    return config, manifest, classes
+
+
+def model_input_shape(config: TrainConfig) -> tuple[int | None, int, int]:
+    """(frames, bins, 12) of a training crop; frames None with a pooling head, so the model
+    also takes whole 10 s records (``evaluate --windows=0``, raw-ECG export)."""
+    from ecg_keras import features
+
+    frames, bins, leads = features.spectrogram_shape(config.features, config.features.input_samples)
+    return (None if config.head == "gap" else frames, bins, leads)
+
+
+def build_model(config: TrainConfig, classes: list[str]):
+    """``models.get(config.model, ...)`` with the config's overrides (shared with ``tune``).
+
+    Returns:
+      keras.Model float32 [batch, frames, bins, 12] -> logits float32 [batch, len(classes)].
+    """
+    from ecg_keras import models
+
+    shape = model_input_shape(config)
+    return models.get(config.model, shape, len(classes), **config.model_overrides())
+
+
+def compile_model(model, config: TrainConfig, manifest: dict, classes: list[str], epochs=None):
+    """Binary cross-entropy on logits (class-weighted if asked), AdamW with the run's schedule
+    spread over ``epochs`` (default ``config.epochs``), and a streaming AUC for the logs."""
+    import keras
+
+    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
+    steps = max(1, labelled // config.batch_size)
+    task = manifest["tasks"][config.task]
+    counts = np.array([task["counts"][c] for c in classes], float)
+    total = manifest["num_records"] - task["unlabeled"]
+    pos_weight = (total - counts) / np.maximum(counts, 1) if config.class_weighting else None
+    model.compile(
+        optimizer=_optimizer(config, steps, epochs or config.epochs),
+        loss=_loss(pos_weight),
+        metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
+    )
+    return model
