@@ -46,8 +46,10 @@ def class_index(config: TrainConfig) -> list[int]:
     return [known.index(c) for c in run_classes(config)]
 
 
-def make_split(config: TrainConfig, folds, training: bool, stats):
+def make_split(config: TrainConfig, folds, training: bool, stats, **kwargs):
     """``make_dataset`` for one split of a run, labels narrowed to the run's classes.
+
+    ``kwargs`` go to ``make_dataset`` (``input_context`` under a distribution strategy).
 
     Returns:
       training: (spec, labels float32 [batch, classes]); otherwise (spec, labels, ecg_id).
@@ -68,6 +70,7 @@ def make_split(config: TrainConfig, folds, training: bool, stats):
         seed=config.seed,
         cache=config.cache,
         with_ids=not training,
+        **kwargs,
     )
     return ds.map(lambda x, y, *rest: (x, tf.gather(y, index, axis=-1), *rest))
 
@@ -167,13 +170,18 @@ def build_model(config: TrainConfig, classes: list[str]):
     return models.get(config.model, shape, len(classes), **config.model_overrides())
 
 
+def steps_per_epoch(config: TrainConfig, manifest: dict) -> int:
+    """Global batches per epoch over the training folds (records with no label included)."""
+    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
+    return max(1, labelled // config.batch_size)
+
+
 def compile_model(model, config: TrainConfig, manifest: dict, classes: list[str], epochs=None):
     """Binary cross-entropy on logits (class-weighted if asked), AdamW with the run's schedule
     spread over ``epochs`` (default ``config.epochs``), and a streaming AUC for the logs."""
     import keras
 
-    labelled = sum(manifest["folds"][str(f)] for f in config.train_folds)  # upper bound
-    steps = max(1, labelled // config.batch_size)
+    steps = steps_per_epoch(config, manifest)
     task = manifest["tasks"][config.task]
     counts = np.array([task["counts"][c] for c in classes], float)
     total = manifest["num_records"] - task["unlabeled"]

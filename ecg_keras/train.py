@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from ecg_keras.recipe import (
     compile_model,
     make_split,
     prepare_data,
+    steps_per_epoch,
 )
 
 
@@ -37,15 +39,8 @@ def make_strategy(name: str):
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        # Measured here with TF 2.21 / Keras 3.15 on two workers on 127.0.0.1: fit() fails
-        # first in _maybe_symbolic_build ("Attempt to convert a value (PerReplica ...)") and,
-        # past that, in reduce_per_replica; upstream: keras-team/keras#20585 (open).
-        raise ValueError(
-            "--strategy=multi_worker: Keras 3.15's model.fit does not run under "
-            "MultiWorkerMirroredStrategy (keras-team/keras#20585); use --strategy=mirrored "
-            "for several GPUs on one machine"
-        )
+    if name == "multi_worker":  # TF_CONFIG names the workers; see multi_worker.py
+        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
@@ -98,8 +93,6 @@ def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
                 f"{workdir} holds a different run (its {FLAGS_FILE} differs); "
                 "pass --overwrite to replace it or choose another --workdir"
             )
-        import shutil
-
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -112,11 +105,18 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     """
     import keras
 
-    from ecg_keras import evaluate, input_pipeline, plots
+    from ecg_keras import evaluate, input_pipeline, multi_worker, plots
 
     workdir = Path(workdir)
     strategy = make_strategy(config.strategy)  # before other TF work, as tf.distribute asks
     config, manifest, classes = prepare_data(config)
+    distributed = config.strategy == "multi_worker"
+    if distributed and config.mixed_precision:
+        raise ValueError("--mixed_precision is not supported with --strategy=multi_worker")
+    chief = not distributed or multi_worker.is_chief(strategy)
+    chief_workdir = workdir
+    if distributed:
+        workdir = multi_worker.worker_workdir(workdir, strategy)
     _check_workdir(workdir, flags_text, overwrite)
     (workdir / FLAGS_FILE).write_text(flags_text)
     if config.mixed_precision:
@@ -136,21 +136,33 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
     with strategy.scope():
         model = compile_model(build_model(config, classes), config, manifest, classes)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-        ValidationAuc(val_ds, workdir, config.aggregate),
-        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(workdir / "logs")),
-    ]
-    start = time.perf_counter()
-    history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
-    seconds = time.perf_counter() - start
+    history_csv = keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)
+    if distributed:
+        callbacks = [ValidationAuc(val_ds, workdir if chief else None, config.aggregate)]
+        steps = steps_per_epoch(config, manifest)
+        first, seconds = multi_worker.fit(
+            model, config, strategy, stats, steps, chief_workdir, [*callbacks, history_csv]
+        )
+        if not chief:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return {}
+    else:
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(workdir / "backup")),
+            ValidationAuc(val_ds, workdir, config.aggregate),
+            history_csv,
+            keras.callbacks.TensorBoard(str(workdir / "logs")),
+        ]
+        start = time.perf_counter()
+        history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
+        seconds = time.perf_counter() - start
+        # A resumed run's fit() starts at the epoch after the last backed-up one.
+        first = history.epoch[0] if history.epoch else config.epochs
     plots.training_curves(workdir / "history.csv", workdir / "training_curves.png")
-    # A resumed run's fit() starts at the epoch after the last backed-up one.
     result = {
         "epochs_trained": config.epochs,
         "train_seconds": round(seconds, 1),
-        "resumed_at_epoch": history.epoch[0] if history.epoch else config.epochs,
+        "resumed_at_epoch": first,
     }
     manifest_lib.write_json_atomic(workdir / evaluate.METRICS, result)
     return evaluate.evaluate_run(workdir)
