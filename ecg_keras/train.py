@@ -122,6 +122,9 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
+    # tf.data's seeded shuffle also depends on TF's global seed: set it before the datasets
+    # exist, as tune's trials do (build() seeds, then fit() makes the datasets).
+    keras.utils.set_random_seed(config.seed)
     stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
     manifest_lib.write_json_atomic(
         workdir / RUN,

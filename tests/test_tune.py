@@ -1,6 +1,7 @@
 """ecg_keras.tune: search space as training configs, resuming, chief and workers, bad input."""
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -151,6 +152,15 @@ def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, t
     best = (tmp_path / "p" / tune.BEST_FLAGS).read_text()
     assert f"{after.val_macro_auc.max():.4f}" in best.splitlines()[0]
     assert "--stages=4x1,8x1,16x1" in best and "--epochs=1" in best
+    # The ordinary training command on best_flags.cfg reproduces the best trial's score.
+    workdir = tmp_path / "retrain"
+    result = _run(
+        [sys.executable, "-m", "ecg_keras.train", f"--flagfile={tmp_path / 'p' / tune.BEST_FLAGS}"]
+        + [f"--workdir={workdir}"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    retrained = json.loads((workdir / "best.json").read_text())["val_macro_auc"]
+    assert retrained == pytest.approx(after.val_macro_auc.max(), abs=1e-6)
 
     result = _run(_tune_cmd(real_tfrecords, tmp_path, "--max_trials=1", "--overwrite"))
     assert result.returncode == 0, result.stderr[-3000:]
