@@ -95,25 +95,24 @@ def test_saved_model_cli_lists_the_documented_signature(exported):
         assert f"shape: {shape}" in block.split("name:")[0], name
 
 
+def _varint(buffer: bytes, i: int) -> tuple[int, int]:
+    """A protobuf base-128 varint at ``buffer[i]``: (value, index after it)."""
+    value = shift = 0
+    while True:
+        byte = buffer[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
 def _fields(buffer: bytes) -> dict[int, bytes]:
     """The length-delimited fields of one protobuf message (all the warm-up file has)."""
     out, i = {}, 0
     while i < len(buffer):
-        key = length = shift = 0
-        while True:
-            byte = buffer[i]
-            key |= (byte & 0x7F) << shift
-            i, shift = i + 1, shift + 7
-            if byte < 0x80:
-                break
+        key, i = _varint(buffer, i)
         assert key & 7 == 2, "only length-delimited fields are expected"
-        shift = 0
-        while True:
-            byte = buffer[i]
-            length |= (byte & 0x7F) << shift
-            i, shift = i + 1, shift + 7
-            if byte < 0x80:
-                break
+        length, i = _varint(buffer, i)
         out[key >> 3] = buffer[i : i + length]
         i += length
     return out

@@ -16,6 +16,18 @@ import pytest
 from ecg_keras import evaluate, input_pipeline, prepare, train
 from ecg_keras.config import TrainConfig
 
+# Two short epochs of the tiny model on the tiny folder's rhythm task, with a split in which
+# every fold set holds SR and non-SR records.
+TINY_RHYTHM = [
+    "--model=vgg_tiny",
+    "--epochs=2",
+    "--batch_size=8",
+    "--task=rhythm",
+    "--train_folds=1,2,5,6,7,10",
+    "--val_folds=3,4",
+    "--test_folds=8,9",
+]
+
 
 def _cli(module, *args, env=None, **kwargs):
     return subprocess.run(
@@ -152,14 +164,8 @@ def test_multi_worker_trains_two_workers_in_step_and_resumes(tiny_ptbxl, tmp_pat
         "ecg_keras.train",
         f"--data_dir={data}",
         f"--workdir={workdir}",
-        "--model=vgg_tiny",
-        "--epochs=2",
-        "--batch_size=8",
-        "--task=rhythm",
+        *TINY_RHYTHM,
         "--classes=SR",
-        "--train_folds=1,2,5,6,7,10",
-        "--val_folds=3,4",
-        "--test_folds=8,9",
         "--strategy=multi_worker",
     ]
 
@@ -207,16 +213,10 @@ def test_mixed_precision_class_weighting_and_class_subset(tiny_ptbxl, tmp_path):
         "ecg_keras.train",
         f"--data_dir={data}",
         f"--workdir={workdir}",
-        "--model=vgg_tiny",
-        "--epochs=2",
-        "--batch_size=8",
-        "--task=rhythm",
+        *TINY_RHYTHM,
         "--mixed_precision",
         "--class_weighting",
         "--classes=SR",
-        "--train_folds=1,2,5,6,7,10",
-        "--val_folds=3,4",
-        "--test_folds=8,9",
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
