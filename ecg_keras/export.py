@@ -99,7 +99,8 @@ def _load_run(config: ExportConfig):
             f"{metrics_path} has no thresholds: run `python -m ecg_keras.evaluate "
             f"--workdir={workdir}` first"
         )
-    classes, thresholds = run_metrics["classes"], run_metrics["thresholds"]
+    classes = run_metrics["classes"]
+    thresholds = serving.exported_thresholds(run_metrics["thresholds"])
     return run_config, stats, classes, thresholds, model, workdir, run_metrics
 
 

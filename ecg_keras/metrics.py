@@ -11,7 +11,23 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-THRESHOLDS = np.linspace(0.0, 1.0, 101)  # the Fmax grid and the per-class threshold search
+THRESHOLDS = np.linspace(0.0, 1.0, 101)  # the Fmax grid (the benchmark's)
+
+
+def exact_in_float16(values) -> np.ndarray:
+    """``values`` rounded to the nearest float16, as float64.
+
+    Decision thresholds go through this: TFLite's float16 conversion stores every float
+    constant, the thresholds in the exported graph too, as float16 (0.66 became 0.66015625).
+    A threshold that float16 holds exactly gives the same labels in every artifact, whatever
+    precision a CPU computes in; an inexact one gave a label that the artifact's own
+    probability did not earn (tflite_float16 on an AVX-512 FP16 CPU).
+    """
+    return np.asarray(values, np.float64).astype(np.float16).astype(np.float64)
+
+
+# The per-class threshold search: the 0.01 grid, held exactly by float16 (see above).
+THRESHOLD_GRID = exact_in_float16(THRESHOLDS)
 
 
 def per_class_auc(y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
@@ -66,9 +82,9 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def best_thresholds(y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
-    """Per-class thresholds in ``THRESHOLDS`` that maximize F1; choose them on validation."""
-    f1 = np.stack([f1_scores(y_true, (y_prob >= t).astype(float)) for t in THRESHOLDS])
-    return THRESHOLDS[f1.argmax(0)]
+    """Per-class thresholds in ``THRESHOLD_GRID`` that maximize F1; choose them on validation."""
+    f1 = np.stack([f1_scores(y_true, (y_prob >= t).astype(float)) for t in THRESHOLD_GRID])
+    return THRESHOLD_GRID[f1.argmax(0)]
 
 
 def f1_macro(y_true: np.ndarray, y_prob: np.ndarray, thresholds: np.ndarray) -> float:

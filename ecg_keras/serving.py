@@ -20,7 +20,7 @@ import datetime
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import features, ptbxl
+from ecg_keras import features, metrics, ptbxl
 from ecg_keras.config import TrainConfig
 from ecg_keras.runtime import INPUT, METADATA, SIGNATURE
 
@@ -51,6 +51,12 @@ class Windows:
         return cls(record, length, stride, 1 + (record - length) // stride)
 
 
+def exported_thresholds(thresholds) -> np.ndarray:
+    """float32 [classes]: the thresholds as every artifact holds them, exactly (float16 TFLite
+    stores its constants in float16; runs made before thresholds were float16-exact)."""
+    return metrics.exact_in_float16(thresholds).astype(np.float32)
+
+
 def make_endpoint(spectrogram_model, config: TrainConfig, stats, thresholds):
     """The serving function and the Keras model it runs.
 
@@ -59,7 +65,8 @@ def make_endpoint(spectrogram_model, config: TrainConfig, stats, thresholds):
         [batch, frames, bins, 12] -> logits [batch, classes].
       config: the run's TrainConfig (features, aggregate).
       stats: (mean, std) float32 [bins, 12] from the run's training folds.
-      thresholds: float [classes], per-class decision thresholds chosen on validation.
+      thresholds: float [classes], per-class decision thresholds chosen on validation, as
+        ``exported_thresholds`` gives them.
 
     Returns:
       (endpoint, raw_model): ``endpoint(ecg)`` maps float32 [batch, record_samples, 12] (mV)

@@ -36,6 +36,9 @@ def test_f1_thresholds_and_fmax():
     p = np.array([[0.7, 0.2], [0.6, 0.9], [0.8, 0.1], [0.1, 0.4]])
     thresholds = metrics.best_thresholds(y, p)
     assert 0.6 < thresholds[0] <= 0.7 and 0.4 < thresholds[1] <= 0.9
+    # float16 holds them exactly, so a float16 TFLite graph keeps the same thresholds.
+    assert (thresholds.astype(np.float16).astype(np.float64) == thresholds).all()
+    assert (metrics.exact_in_float16([0.66, 0.81]) != [0.66, 0.81]).all()
     assert metrics.f1_macro(y, p, thresholds) == 1.0
     pred = (p >= 0.5).astype(int)
     assert metrics.f1_macro(y, p, np.full(2, 0.5)) == pytest.approx(
