@@ -132,20 +132,28 @@ def record_path(ptbxl_dir: str | os.PathLike, row, sampling_rate: int) -> Path:
 
 
 def _rdrecord(path: Path, who: str):
-    """``wfdb.rdrecord`` with errors that name the file: missing, bad header, bad signal."""
+    """``wfdb.rdrecord`` with errors that name the file: a missing ``.hea`` or signal file
+    (whatever the header names: ``.dat``, the Challenge's ``.mat``...), a bad header or signal.
+    """
     import wfdb  # deferred: wfdb pulls in heavy imports that most callers never need
 
-    for ext in (".hea", ".dat"):
-        if not path.with_suffix(ext).is_file():
-            raise PtbxlError(f"{who}: {path.name}{ext} not found")
+    if not path.with_name(path.name + ".hea").is_file():
+        raise PtbxlError(f"{who}: {path.name}.hea not found")
     try:
         return wfdb.rdrecord(str(path))
-    except Exception as e:  # wfdb raises many types for a broken header or .dat
-        try:
-            wfdb.rdheader(str(path))
-        except Exception:
-            raise PtbxlError(f"{who}: unreadable header ({e})") from None
-        raise PtbxlError(f"{who}: unreadable signal ({type(e).__name__}: {e})") from None
+    except Exception as e:  # wfdb raises many types for a broken header or signal file
+        error = e
+    # Diagnosed only after a failure: parsing the header costs as much as reading the record
+    # (about 4 ms), and ``prepare`` reads every PTB-XL record through here.
+    try:
+        header = wfdb.rdheader(str(path))
+    except Exception:
+        raise PtbxlError(f"{who}: unreadable header ({error})") from None
+    names = dict.fromkeys(getattr(header, "file_name", None) or [])  # None: multi-segment
+    missing = [n for n in names if n != "~" and not (path.parent / n).is_file()]
+    if missing:
+        raise PtbxlError(f"{who}: {', '.join(missing)} not found (named in {path.name}.hea)")
+    raise PtbxlError(f"{who}: unreadable signal ({type(error).__name__}: {error})")
 
 
 def read_signal(
@@ -186,12 +194,43 @@ def read_signal(
     return np.ascontiguousarray(signal[:, order], dtype=np.float32)
 
 
-# Physical units a WFDB header may give, as a factor to mV.
+# Physical units a WFDB header may give, as a factor to mV (upper-cased: "\u00b5V" and the
+# Greek "\u03bcV" both become "\u039cV").
 _TO_MV = {"MV": 1.0, "UV": 1e-3, "\u00b5V".upper(): 1e-3, "V": 1e3}
+# PTB-XL's lower rate and the models' input rate; below it the QRS complex (energy up to
+# about 40 Hz) is not captured.
+MIN_RATE = 100
+
+
+def _units(path: Path, record) -> list[str]:
+    """``record.units``, with the units that hold non-ASCII characters as the header writes them.
+
+    wfdb decodes headers as ASCII and drops other bytes, so that it reads "\u00b5V" as "V",
+    10^6 times too large. Only such units are replaced, so that a header parsed differently
+    here cannot change anything else.
+    """
+    raw = path.with_name(path.name + ".hea").read_bytes()
+    if raw.isascii():
+        return list(record.units)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and ln.strip()[0] != "#"]
+    # Signal line fields: file, format, gain[(baseline)][/units], ...
+    written = [f[2].partition("/")[2] if len(f) > 2 else "" for f in lines[1 : 1 + record.n_sig]]
+    if len(written) != record.n_sig:
+        return list(record.units)
+    return [
+        w if not w.isascii() and w.encode("ascii", "ignore").decode() == u else u
+        for w, u in zip(written, record.units, strict=True)
+    ]
 
 
 def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
-    """Reads any WFDB ECG record with the 12 standard leads: any rate, length and lead order.
+    """Reads any WFDB ECG record with the 12 standard leads: any rate of at least ``MIN_RATE``
+    Hz, any length and lead order, lead names in any case, any signal file wfdb reads (``.dat``,
+    the PhysioNet/CinC Challenge's MATLAB v4 ``.mat``).
 
     Args:
       path: record path without extension.
@@ -201,12 +240,14 @@ def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[st
       notes: what was changed, e.g. extra leads dropped or units converted).
 
     Raises:
-      PtbxlError: missing or unreadable files, a standard lead missing or repeated, unknown
-        units, no samples, non-finite values.
+      PtbxlError: missing or unreadable files, a standard lead missing or repeated, a rate
+        below ``MIN_RATE``, unknown units, no samples, non-finite values.
     """
     path = Path(path)
     who = str(path)
     record = _rdrecord(path, who)
+    if record.fs < MIN_RATE:
+        raise PtbxlError(f"{who}: sampling rate {record.fs:g} Hz; at least {MIN_RATE} Hz needed")
     names = [str(n).upper() for n in record.sig_name]
     missing = [lead for lead in LEADS if lead.upper() not in names]
     if missing:
@@ -225,10 +266,11 @@ def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[st
         notes.append(f"reordered leads {[record.sig_name[i] for i in order]} to {list(LEADS)}")
     if not record.sig_len or record.p_signal is None:
         raise PtbxlError(f"{who}: the record has no samples")
-    units = [str(record.units[i]).strip() for i in order]
+    written = _units(path, record)
+    units = [str(written[i]).strip() for i in order]
     unknown = sorted({u for u in units if u.upper() not in _TO_MV})
     if unknown:
-        raise PtbxlError(f"{who}: unknown units {unknown}; expected mV (or uV, V)")
+        raise PtbxlError(f"{who}: unknown units {unknown}; expected mV (or \u00b5V, uV, V)")
     scale = np.array([_TO_MV[u.upper()] for u in units])
     signal = record.p_signal[:, order] * scale  # [samples, 12] mV
     if (scale != 1).any():

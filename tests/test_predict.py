@@ -1,6 +1,8 @@
-"""ecg_keras.predict: real PTB-XL records, and records that are resampled, padded, reordered
-or broken, through the SavedModel and a .tflite file of ``exported`` (conftest.py)."""
+"""ecg_keras.predict: real PTB-XL records, and records that are resampled, padded, reordered,
+stored in the Challenge's .mat layout or broken, one by one and by folder, through the
+SavedModel and a .tflite file of ``exported`` (conftest.py)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -8,7 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.io
 import scipy.signal
+import wfdb
 
 from ecg_keras import predict, ptbxl, runtime
 
@@ -25,6 +29,32 @@ def _cli(*args):
         timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
+
+
+def write_challenge_record(path, signal: np.ndarray, fs: int, leads=ptbxl.LEADS) -> None:
+    """Writes ``signal`` (float [samples, leads] mV) as the PhysioNet/CinC Challenge 2020/2021
+    store records: ``val`` int16 [leads, samples] (1000 adu/mV) in a MATLAB v4 ``.mat``, whose
+    column-major data after a 24-byte header is WFDB format 16, and a hand-written ``.hea``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    val = np.round(signal.T * 1000).astype(np.int16)
+    scipy.io.savemat(path.with_suffix(".mat"), {"val": val}, format="4")
+    lines = [f"{path.name} {len(leads)} {fs} {val.shape[1]} 05:05:15 16/06/2020"]
+    for row, lead in zip(val, leads, strict=True):
+        checksum = (int(row.sum(dtype=np.int64)) + 32768) % 65536 - 32768
+        lines.append(f"{path.name}.mat 16+24 1000/mV 16 0 {row[0]} {checksum} 0 {lead}")
+    lines += ["#Age: 56", "#Sex: Female", "#Dx: 426783006", "#Rx: Unknown"]
+    path.with_suffix(".hea").write_text("\n".join(lines) + "\n")
+
+
+def _real_500hz(real_ptbxl_dir, fold=10):
+    """(ecg_id, float32 [5000, 12] mV) of the first record of ``fold`` with a 500 Hz file."""
+    db = ptbxl.load_database(real_ptbxl_dir)
+    for ecg_id in db.index[db.strat_fold == fold]:
+        path = ptbxl.record_path(real_ptbxl_dir, db.loc[ecg_id], 500)
+        if path.with_suffix(".hea").is_file():
+            return int(ecg_id), ptbxl.read_signal(path, 500)
+    raise AssertionError(f"no 500 Hz record in fold {fold} of {real_ptbxl_dir}")
 
 
 def test_fit_to_model_resamples_crops_and_pads():
@@ -114,3 +144,152 @@ def test_predict_cli_tflite_by_ecg_id(exported, real_ptbxl_dir):
 
     bad = _cli(f"--model={version_dir / 'nothing.tflite'}", f"--record={tflite}")
     assert bad.returncode == 1 and "error: " in bad.stderr and "nothing.tflite" in bad.stderr
+
+
+def test_resampling_a_baseline_offset_has_no_edge_transients(real_ptbxl_dir):
+    # Smooth (< 8 Hz) 12-lead signal on a 2 mV offset and a 0.1 mV/s slope: decimating it is
+    # exact, so any difference at the ends is the resampler's.
+    t = np.arange(5000) / 500
+    waves = 0.4 * np.sin(2 * np.pi * 1.1 * t) + 0.1 * np.sin(2 * np.pi * 4.7 * t + 1)
+    signal = np.float32(waves[:, None] * np.linspace(0.5, 1.5, 12) + 2.0 + 0.1 * t[:, None])
+    fitted, _ = predict.fit_to_model(signal, 500.0, META)
+    zero_padded = scipy.signal.resample_poly(signal, 1, 5, axis=0)  # scipy's default padding
+    edges = np.r_[0:10, 990:1000]  # the first and last 0.1 s
+    error = np.abs(fitted - signal[::5])[edges]
+    zero_error = np.abs(zero_padded - signal[::5])[edges]
+    assert error.max() < 0.005, error.max(axis=1)
+    assert zero_error[:10].max() > 0.5 and zero_error[10:].max() > 0.2
+
+    # A real ECG with the same offset, cropped to 1-9 s: its ends should match the full
+    # record's resampling, which had the real continuation on both sides.
+    db = ptbxl.load_database(real_ptbxl_dir)
+    hr = ptbxl.read_signal(ptbxl.record_path(real_ptbxl_dir, db.loc[1], 500), 500) + 2.0
+    full = scipy.signal.resample_poly(hr, 1, 5, axis=0)[100:900]
+    fitted, _ = predict.fit_to_model(hr[500:4500], 500.0, META)
+    zero_padded = scipy.signal.resample_poly(hr[500:4500], 1, 5, axis=0)
+    edges = np.r_[0:10, 790:800]
+    assert np.abs(fitted[:800] - full)[edges].max() < 0.02
+    assert np.abs(zero_padded - full)[edges].max() > 0.5
+
+
+def test_predict_cli_challenge_mat_and_lead_name_case(exported, real_ptbxl_dir, tmp_path):
+    _, version_dir, _ = exported
+    _, signal = _real_500hz(real_ptbxl_dir)
+    write_record(tmp_path / "dat" / "A0001", signal, 500)
+    write_challenge_record(tmp_path / "mat" / "A0001", signal, 500)
+    write_record(tmp_path / "lower", signal, 500, leads=[lead.lower() for lead in ptbxl.LEADS])
+    write_record(tmp_path / "upper", signal, 500, leads=[lead.upper() for lead in ptbxl.LEADS])
+    mat = wfdb.rdrecord(str(tmp_path / "mat" / "A0001"))
+    assert mat.file_name[0] == "A0001.mat" and mat.fmt[0] == "16" and mat.byte_offset[0] == 24
+    dat = wfdb.rdrecord(str(tmp_path / "dat" / "A0001"))
+    np.testing.assert_array_equal(mat.p_signal, dat.p_signal)
+
+    names = ["dat/A0001", "mat/A0001", "lower", "upper"]
+    done = _cli(f"--model={version_dir}", *[f"--record={tmp_path / n}" for n in names])
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["record"] for line in lines] == [str(tmp_path / n) for n in names]
+    classes = runtime.load(version_dir).metadata["classes"]
+    by_dat = [lines[0]["probabilities"][c] for c in classes]
+    for line in lines:
+        assert line["notes"] == ["resampled from 500 Hz to 100 Hz"], line
+        got = [line["probabilities"][c] for c in classes]
+        np.testing.assert_allclose(got, by_dat, atol=1e-5, err_msg=line["record"])
+
+
+def _mixed_folder(folder, signal):
+    """Good and bad records in ``folder``; returns their names, sorted, and the bad ones'
+    expected error fragments."""
+    write_record(folder / "a_good", signal, 100)
+    write_challenge_record(folder / "b_good_mat", signal, 100)
+    write_record(folder / "c_no_dat", signal, 100)
+    (folder / "c_no_dat.dat").unlink()
+    write_record(folder / "d_six_leads", signal[:, :6], 100, leads=ptbxl.LEADS[:6])
+    write_record(folder / "e_short", signal[:200], 100)
+    holes = signal.copy()
+    holes[500:505, 3] = np.nan
+    write_record(folder / "f_nan", holes, 100)
+    write_record(folder / "g_50hz", signal[::2], 50)
+    (folder / "notes.txt").write_text("not a record\n")
+    errors = {
+        "c_no_dat": "c_no_dat.dat not found",
+        "d_six_leads": "6 leads",
+        "e_short": "2.00 s long",
+        "f_nan": "NaN",
+        "g_50hz": "sampling rate 50 Hz; at least 100 Hz",
+    }
+    return ["a_good", "b_good_mat", *errors], errors
+
+
+def test_predict_cli_record_dir_to_csv_and_jsonl(exported, real_ptbxl_dir, tmp_path):
+    _, version_dir, _ = exported
+    saved_model = runtime.load(version_dir)
+    classes = saved_model.metadata["classes"]
+    db = ptbxl.load_database(real_ptbxl_dir)
+    ecg_ids = [int(i) for i in db.index[db.strat_fold == 10][:10]]
+    signal = ptbxl.read_signal(ptbxl.record_path(real_ptbxl_dir, db.loc[ecg_ids[0]], 100), 100)
+    expected = saved_model(signal[None])["probabilities"][0]
+    mixed, listed = tmp_path / "mixed", tmp_path / "listed"
+    names, errors = _mixed_folder(mixed, signal)
+    # RECORDS: only the records it lists, in its order, subfolders included.
+    for name in ["sub/x", "y", "not_listed"]:
+        write_record(listed / name, signal, 100)
+    (listed / "RECORDS").write_text("y\nsub/x\n\nghost\n")
+    out = tmp_path / "predictions.csv"
+
+    done = _cli(
+        f"--model={version_dir}",
+        f"--record={mixed / 'a_good'}",
+        f"--record_dir={mixed}",
+        f"--record_dir={listed}",
+        f"--ptbxl_dir={real_ptbxl_dir}",
+        f"--ecg_ids={','.join(map(str, ecg_ids))},999999",
+        f"--output={out}",
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stdout == "" and sorted(os.listdir(tmp_path)) == ["listed", "mixed", out.name]
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["record", "ecg_id", *classes, "labels", "notes", "error"]
+    paths = [mixed / n for n in ["a_good", *names]] + [listed / n for n in ["y", "sub/x", "ghost"]]
+    assert [r["record"] for r in rows] == [str(p) for p in paths] + [
+        *(str(ptbxl.record_path(real_ptbxl_dir, db.loc[i], 100)) for i in ecg_ids),
+        "ecg_id 999999",
+    ]
+    assert [r["ecg_id"] for r in rows[-11:]] == [str(i) for i in [*ecg_ids, 999999]]
+    assert all(r["ecg_id"] == "" for r in rows[:-11])
+    assert sum(not r["error"] for r in rows) == len(rows) - len(errors) - 2  # ghost, 999999
+    for row in [rows[0], rows[1], rows[2], rows[8], rows[9], rows[-11]]:  # the same signal
+        np.testing.assert_allclose([float(row[c]) for c in classes], expected, atol=1e-5)
+    above = expected >= np.asarray(saved_model.metadata["thresholds"], np.float32)
+    assert rows[0]["labels"] == ";".join(c for c, a in zip(classes, above, strict=True) if a)
+    for name, fragment in errors.items():
+        row = rows[1 + names.index(name)]
+        assert fragment in row["error"] and row[classes[0]] == "" and row["labels"] == ""
+        assert f"error: {row['error']}" in done.stderr
+    assert ".hea not found" in rows[10]["error"] and "not in the CSV" in rows[-1]["error"]
+    assert "error: 7 of 22 records failed" in done.stderr
+    assert "22/22" in done.stderr and "record/s" in done.stderr  # the progress bar
+
+    jsonl = tmp_path / "mixed.jsonl"
+    done = _cli(f"--model={version_dir}", f"--record_dir={mixed}", f"--output={jsonl}")
+    assert done.returncode == 1 and "record/s" not in done.stderr, done.stderr[-3000:]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["record"] for line in lines] == [str(mixed / n) for n in names]
+    assert lines[1]["notes"] == "" and lines[1]["ecg_id"] is None and lines[1]["error"] is None
+    np.testing.assert_allclose([lines[1][c] for c in classes], expected, atol=1e-5)
+    assert lines[2][classes[0]] is None and "c_no_dat.dat not found" in lines[2]["error"]
+
+
+def test_predict_cli_flag_errors_come_before_any_work(tmp_path):
+    write_record(tmp_path / "rec", np.zeros((1000, 12)), 100)
+    for flag, message in [
+        (f"--output={tmp_path / 'out.txt'}", "unknown extension '.txt'; use .csv or .jsonl"),
+        (f"--output={tmp_path / 'no' / 'out.csv'}", "does not exist"),
+        (f"--record_dir={tmp_path / 'none'}", "not a folder"),
+    ]:
+        # The model does not exist: these errors must come before loading it.
+        done = _cli(f"--model={tmp_path / 'missing'}", f"--record={tmp_path / 'rec'}", flag)
+        assert done.returncode == 1 and message in done.stderr, done.stderr[-3000:]
+        assert "neither a SavedModel" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["rec.dat", "rec.hea"]

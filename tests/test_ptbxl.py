@@ -129,3 +129,57 @@ def test_read_signal_rejects_infinite_values(tmp_path, monkeypatch):
 def test_missing_csv_names_the_file_and_how_to_download(tmp_path):
     with pytest.raises(ptbxl.PtbxlError, match="ptbxl_database.csv.*ecg_keras.download"):
         ptbxl.load_database(tmp_path)
+
+
+def _challenge_header(name: str, units: str = "mV", fs: int = 500) -> str:
+    """A Challenge-style header naming ``name``.mat (format 16 after a 24-byte header)."""
+    lines = [f"{name} 12 {fs} {fs * 10}"]
+    lines += [f"{name}.mat 16+24 1000/{units} 16 0 0 0 0 {lead}" for lead in ptbxl.LEADS]
+    return "\n".join([*lines, "#Dx: 426783006"]) + "\n"
+
+
+def test_read_any_record_names_the_missing_signal_file_the_header_names(tmp_path):
+    (tmp_path / "A0001.hea").write_text(_challenge_header("A0001"))
+    with pytest.raises(ptbxl.PtbxlError, match=r"A0001\.mat not found \(named in A0001\.hea\)"):
+        ptbxl.read_any_record(tmp_path / "A0001")
+    with pytest.raises(ptbxl.PtbxlError, match=r"B\.hea not found"):
+        ptbxl.read_any_record(tmp_path / "B")
+
+
+@pytest.mark.parametrize("case", [str.lower, str.upper])
+def test_read_any_record_matches_lead_names_in_any_case(tmp_path, case):
+    signal = np.tile(np.arange(12, dtype=np.float64) / 10, (500, 1))
+    write_record(tmp_path / "rec", signal, 250, leads=[case(lead) for lead in ptbxl.LEADS])
+    got, rate, notes = ptbxl.read_any_record(tmp_path / "rec")
+    assert rate == 250.0 and notes == []
+    np.testing.assert_allclose(got, signal, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "units, encoding",
+    [
+        ("uV", "ascii"),
+        ("V", "ascii"),
+        ("\u00b5V", "utf-8"),
+        ("\u00b5V", "latin-1"),
+        ("\u03bcV", "utf-8"),
+    ],
+)
+def test_read_any_record_converts_units_written_in_any_encoding(tmp_path, units, encoding):
+    # wfdb alone reads a non-ASCII "\u00b5V" as "V", 10^6 times too large.
+    signal = np.tile(np.linspace(-1, 1, 12), (1000, 1))  # mV
+    write_record(tmp_path / "rec", signal, 100)  # 1000 adu/mV
+    # The same samples, their gain restated in ``units``: 1000 adu/mV = 1 adu/uV = 1e6 adu/V.
+    gain = "1000000" if units == "V" else "1"
+    header = (tmp_path / "rec.hea").read_text().replace("1000.0(0)/mV", f"{gain}(0)/{units}")
+    assert units in header
+    (tmp_path / "rec.hea").write_bytes(header.encode(encoding))
+    got, _, notes = ptbxl.read_any_record(tmp_path / "rec")
+    np.testing.assert_allclose(got, signal, atol=1e-3)  # stored in 1 uV steps
+    assert notes == [f"converted units [{units!r}] to mV"]
+
+
+def test_read_any_record_refuses_rates_below_100_hz(tmp_path):
+    write_record(tmp_path / "rec", np.zeros((500, 12)), 50)
+    with pytest.raises(ptbxl.PtbxlError, match=r"rec: sampling rate 50 Hz; at least 100 Hz"):
+        ptbxl.read_any_record(tmp_path / "rec")
