@@ -38,10 +38,10 @@ def test_spectrogram_matches_scipy(rate):
 @pytest.mark.parametrize("rate", [100, 500])
 def test_documented_shapes(rate):
     config = FeatureConfig(sampling_rate=rate)
-    assert features.spectrogram_shape(config, rate * 10) == (118, 33, 12)
-    assert features.spectrogram_shape(config, int(rate * 2.5)) == (24, 33, 12)
+    assert features.spectrogram_shape(config, rate * 10) == (118, 26, 12)
+    assert features.spectrogram_shape(config, int(rate * 2.5)) == (24, 26, 12)
     batch = features.spectrogram(tf.zeros([3, rate * 10, 12]), config)
-    assert batch.shape == (3, 118, 33, 12) and batch.dtype == tf.float32
+    assert batch.shape == (3, 118, 26, 12) and batch.dtype == tf.float32
 
 
 @pytest.mark.parametrize("rate", [100, 500])

@@ -40,7 +40,7 @@ def test_training_batches_on_the_real_subset(real_tfrecords, real_ptbxl_dir):
     )
     batches = _batches(ds)
     ids = np.concatenate([b[2] for b in batches])
-    assert batches[0][0].shape == (64, 24, 33, 12) and batches[0][1].shape == (64, 5)
+    assert batches[0][0].shape == (64, 24, 26, 12) and batches[0][1].shape == (64, 5)
     # Folds 1-8 hold 1,490 records; those without a superclass are dropped.
     manifest = json.loads((real_tfrecords / "manifest.json").read_text())
     tasks, db = ptbxl.load_tasks(real_ptbxl_dir), ptbxl.load_database(real_ptbxl_dir)
@@ -97,7 +97,7 @@ def test_evaluation_matches_the_eager_features(tiny_tfrecords, tiny_ptbxl):
     )
     spec, labels, ids = next(iter(ds))
     # Folds 9 and 10 of the tiny set: 3 of their 6 records have a superclass.
-    assert tuple(spec.shape) == (3, 7, 24, 33, 12)  # 2.5 s windows at a 1.25 s stride
+    assert tuple(spec.shape) == (3, 7, 24, 26, 12)  # 2.5 s windows at a 1.25 s stride
     db = ptbxl.load_database(tiny_ptbxl)
     signal = ptbxl.read_signal(ptbxl.record_path(tiny_ptbxl, db.loc[int(ids[0])], 100), 100)
     expected = features.spectrogram(features.sliding_windows(signal, 250, 125), CONFIG)
@@ -107,7 +107,7 @@ def test_evaluation_matches_the_eager_features(tiny_tfrecords, tiny_ptbxl):
         tiny_tfrecords, [9, 10], None, full, training=False, batch_size=16, deterministic=True
     )
     spec, labels = next(iter(ds))
-    assert tuple(spec.shape) == (6, 118, 33, 12) and labels.shape == (6, 0)  # all kept
+    assert tuple(spec.shape) == (6, 118, 26, 12) and labels.shape == (6, 0)  # all kept
 
 
 def test_input_context_shards_without_overlap(tiny_tfrecords):
@@ -171,7 +171,7 @@ def test_feeds_a_distribution_strategy(tiny_tfrecords):
         )
     )
     spec, labels = next(iter(dist))
-    assert tuple(spec.shape) == (8, 24, 33, 12) and tuple(labels.shape) == (8, 2)
+    assert tuple(spec.shape) == (8, 24, 26, 12) and tuple(labels.shape) == (8, 2)
 
     def worker_ids(folds, index):
         ds = input_pipeline.make_dataset(

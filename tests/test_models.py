@@ -152,7 +152,7 @@ def _statistics(num_bins, seed=0):
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_raw_model_matches_features_and_round_trips(tmp_path):
     config = FeatureConfig()
-    shape = features.spectrogram_shape(config, config.input_samples)  # (24, 33, 12)
+    shape = features.spectrogram_shape(config, config.input_samples)  # (24, 26, 12)
     spectrogram_model = models.get("resnet_tiny", shape, NUM_CLASSES)
     mean, std = _statistics(shape[1])
     raw = models.build_raw_model(spectrogram_model, config, mean, std)
@@ -171,15 +171,15 @@ def test_raw_model_matches_features_and_round_trips(tmp_path):
 
 
 def test_raw_model_rejects_mismatches():
-    config = FeatureConfig()  # 2.5 s crops: (24, 33, 12)
-    mean, std = _statistics(33)
-    full_model = models.get("vgg_tiny", FULL, NUM_CLASSES)
-    with pytest.raises(ValueError, match=r"takes \(118, 33, 12\).*\(24, 33, 12\)"):
+    config = FeatureConfig()  # 2.5 s crops: (24, 26, 12)
+    mean, std = _statistics(26)
+    full_model = models.get("vgg_tiny", (118, 26, 12), NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"takes \(118, 26, 12\).*\(24, 26, 12\)"):
         models.build_raw_model(full_model, config, mean, std)
     models.build_raw_model(full_model, config, mean, std, num_samples=1000)  # 10 s fits
-    crop_model = models.get("vgg_tiny", CROP, NUM_CLASSES)
-    with pytest.raises(ValueError, match=r"mean must broadcast to .*got shape \(32, 12\)"):
-        models.build_raw_model(crop_model, config, mean[:32], std)
+    crop_model = models.get("vgg_tiny", (24, 26, 12), NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"mean must broadcast to .*got shape \(25, 12\)"):
+        models.build_raw_model(crop_model, config, mean[:25], std)
     with pytest.raises(ValueError, match=r"std must be > 0"):
         models.build_raw_model(crop_model, config, mean, 0 * std)
 
