@@ -224,8 +224,9 @@ def test_endpoint_scores_windows_like_evaluate(crop_seconds, windows):
         config, features=dataclasses.replace(config.features, crop_seconds=crop_seconds)
     )
     rng = np.random.default_rng(0)
-    mean, std = rng.normal(-3, 0.5, (33, 12)), rng.uniform(0.5, 2, (33, 12))
-    model = models.get("vgg_tiny", (None, 33, 12), 5)
+    bins = features.stft_sizes(config.features)[3]
+    mean, std = rng.normal(-3, 0.5, (bins, 12)), rng.uniform(0.5, 2, (bins, 12))
+    model = models.get("vgg_tiny", (None, bins, 12), 5)
     endpoint, _ = serving.make_endpoint(model, config, (mean, std), [0.5] * 5)
     ecg = rng.normal(0, 0.3, (2, 1000, 12)).astype(np.float32)
     out = {k: v.numpy() for k, v in endpoint(ecg).items()}
@@ -244,3 +245,24 @@ def test_endpoint_scores_windows_like_evaluate(crop_seconds, windows):
     np.testing.assert_allclose(out["window_probabilities"], per_window, atol=1e-5)
     np.testing.assert_allclose(out["probabilities"], per_window.max(1), atol=1e-5)
     np.testing.assert_array_equal(out["labels"], out["probabilities"] >= 0.5)
+
+
+def test_quantized_check_bounds_the_99th_percentile_and_the_outlier():
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=(300, 5)) < 0.3).astype(np.float32)
+    reference = np.clip(labels * 0.6 + rng.uniform(0, 0.4, labels.shape), 0, 1)
+    records = export_check.Records(np.arange(300), np.zeros((300, 1, 12)), labels)
+    float_auc = 1.0
+
+    def check(name, moved):
+        return export_check.check_model(name, moved, records, reference, float_auc)
+
+    one_outlier = reference + 0.01
+    one_outlier[7, 2] += 0.19  # one record near a logit of 0, as int8 can move it
+    assert check("int8", one_outlier)["passed"]
+    assert not check("float32", one_outlier)["passed"]  # float artifacts: every record
+    one_outlier[7, 2] += 0.1
+    assert check("int8", one_outlier)["failures"] == ["max |difference| 0.3 > 0.25"]
+    many = reference + np.where(rng.uniform(size=reference.shape) < 0.05, 0.12, 0.0)
+    result = check("int8", many)
+    assert not result["passed"] and result["p99_abs_diff"] == pytest.approx(0.12)
