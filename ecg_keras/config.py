@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+REPRESENTATIONS = ("spectrogram", "signal")
+SELECTIONS = ("best", "last")
+
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
@@ -44,6 +47,11 @@ class FeatureConfig:
     # log(|STFT| + offset), |STFT| scaled by 1/sum(window) to be in mV (a sine of amplitude A
     # peaks at A/2). 1e-3 mV is PTB-XL's quantization step (1000 adu/mV): finer detail is noise.
     log_offset: float = 1e-3
+    # What the model sees: "spectrogram" (the STFT above) or "signal" (the raw crop,
+    # standardized like the PTB-XL benchmark's 1D models). Not a flag: ``recipe.prepare_data``
+    # sets it from the model preset, as it sets the sampling rate from the data, so a run can
+    # never feed spectrograms to a 1D model; saved in run.json, so evaluate and export follow.
+    representation: str = "spectrogram"
 
     # Training-time augmentation (never applied to validation, test or exported models).
     crop_seconds: float = 2.5  # random crops, as in the PTB-XL benchmark; 0 = full 10 s
@@ -73,7 +81,12 @@ class FeatureConfig:
             raise ValueError(f"--log_offset={self.log_offset}: must be > 0")
         if not 0 <= self.crop_seconds <= 10:
             raise ValueError(f"--crop_seconds={self.crop_seconds}: must be in [0, 10]")
-        if self.crop_seconds and self.crop_seconds < self.window_seconds:
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation={self.representation!r}: must be one of {REPRESENTATIONS}"
+            )
+        spectrogram = self.representation == "spectrogram"
+        if spectrogram and self.crop_seconds and self.crop_seconds < self.window_seconds:
             raise ValueError(f"--crop_seconds={self.crop_seconds} is shorter than one window")
         if self.window_stride_seconds <= 0:
             raise ValueError(f"--window_stride_seconds={self.window_stride_seconds}: must be > 0")
@@ -120,8 +133,15 @@ class TrainConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"
+    # AdamW's beta_2: Keras' default 0.999; the benchmark's fastai AdamW uses 0.99, which
+    # forgets old gradient scales faster over its short (~550-step) one-cycle runs.
+    adam_beta2: float = 0.999
     class_weighting: bool = False  # weight positives by negatives/positives per class
     aggregate: str = "max"  # how window predictions combine into one per record
+    # Which epoch's model the run keeps: "best" validation macro AUC, or "last" (the PTB-XL
+    # benchmark's protocol: the schedule's end, with no choice made on the validation fold,
+    # whose AUC then stays an unbiased estimate; it still picks the F1 thresholds).
+    select: str = "best"
     cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
     strategy: str = "default"
     mixed_precision: bool = False
@@ -136,6 +156,10 @@ class TrainConfig:
             raise ValueError(f"--schedule={self.schedule}: must be onecycle or cosine")
         if self.aggregate not in ("max", "mean"):
             raise ValueError(f"--aggregate={self.aggregate}: must be max or mean")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"--select={self.select}: must be best or last")
+        if not 0 < self.adam_beta2 < 1:
+            raise ValueError(f"--adam_beta2={self.adam_beta2}: must be in (0, 1)")
         if self.strategy not in ("default", "mirrored", "multi_worker"):
             raise ValueError(
                 f"--strategy={self.strategy}: must be default, mirrored or multi_worker"

@@ -14,7 +14,9 @@ import dataclasses
 
 from ecg_keras.config import FeatureConfig, TrainConfig
 
-FEATURE_FLAGS = [f.name for f in dataclasses.fields(FeatureConfig) if f.name != "sampling_rate"]
+# Not flags: the sampling rate comes from the prepared data, the representation from the model.
+DERIVED = ("sampling_rate", "representation")
+FEATURE_FLAGS = [f.name for f in dataclasses.fields(FeatureConfig) if f.name not in DERIVED]
 TRAIN_FLAGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "features"]
 CONFIG_FLAGS = TRAIN_FLAGS + FEATURE_FLAGS
 ENUMS = {
@@ -22,6 +24,7 @@ ENUMS = {
     "aggregate": ["max", "mean"],
     "strategy": ["default", "mirrored", "multi_worker"],
     "head": ["gap", "flatten"],
+    "select": ["best", "last"],
 }
 FOLD_FLAGS = ("train_folds", "val_folds", "test_folds")
 
@@ -78,7 +81,7 @@ def flags_text(config: TrainConfig, workdir: str, header: str = "") -> str:
     """A flagfile that reproduces ``config``: ``--name=value`` lines, sorted by name.
 
     ``python -m ecg_keras.train --flagfile=FILE`` gives back ``config`` (the sampling rate
-    always comes from the prepared data).
+    always comes from the prepared data, the representation from the model preset).
     """
     values = {name: getattr(config, name) for name in TRAIN_FLAGS}
     values.update({name: getattr(config.features, name) for name in FEATURE_FLAGS})

@@ -23,32 +23,48 @@ from ecg_keras import manifest as manifest_lib
 from ecg_keras import metrics
 
 METRICS = "metrics.json"
+# What training records about itself in metrics.json; evaluate_run keeps them.
+TRAINING_KEYS = ("epochs_trained", "train_seconds", "resumed_at_epoch", "select", "selected_epoch")
 
 
 def predict(model, ds, aggregate: str = "max") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs ``model`` over a ``make_dataset(..., training=False, with_ids=True)`` dataset.
 
+    Whether a batch holds windows is read off the model, not the data: the batch has one
+    axis more than the model's input (spectrogram [batch, windows, frames, bins, 12] for a
+    [batch, frames, bins, 12] model; signal [batch, windows, samples, 12] for a
+    [batch, samples, 12] one), or exactly its rank.
+
     Returns:
       ecg_ids int64 [records], y_true float32 [records, classes], y_prob float32
       [records, classes] (sigmoid, aggregated over windows when the dataset has them).
+
+    Raises:
+      ValueError: a batch whose rank is neither the model input's nor one more.
     """
+    rank = len(model.input_shape)  # with the batch axis
 
     # A plain call, not predict_on_batch: under MultiWorkerMirroredStrategy the latter would
     # split the batch across workers, and each worker scores the whole fold itself.
     def logits_of(x):
         return np.asarray(model(x, training=False), np.float64)
 
-    def probabilities(spec):
-        spec = spec.numpy()
-        if spec.ndim == 5:  # [batch, windows, frames, bins, 12]: one prediction per window
-            logits = logits_of(spec.reshape(-1, *spec.shape[2:]))
-            prob = 1 / (1 + np.exp(-logits.reshape(spec.shape[0], spec.shape[1], -1)))
+    def probabilities(x):
+        x = x.numpy()
+        if x.ndim == rank + 1:  # [batch, windows, ...]: one prediction per window
+            logits = logits_of(x.reshape(-1, *x.shape[2:]))
+            prob = 1 / (1 + np.exp(-logits.reshape(x.shape[0], x.shape[1], -1)))
             return prob.max(1) if aggregate == "max" else prob.mean(1)
-        return 1 / (1 + np.exp(-logits_of(spec)))
+        if x.ndim != rank:
+            raise ValueError(
+                f"a batch of shape {x.shape} fits neither the model input {model.input_shape} "
+                "nor windows of it"
+            )
+        return 1 / (1 + np.exp(-logits_of(x)))
 
     ids, truth, probs = [], [], []
-    for spec, labels, ecg_id in ds:
-        probs.append(probabilities(spec).astype(np.float32))
+    for x, labels, ecg_id in ds:
+        probs.append(probabilities(x).astype(np.float32))
         truth.append(labels.numpy())
         ids.append(ecg_id.numpy())
     return np.concatenate(ids), np.concatenate(truth), np.concatenate(probs)
@@ -78,7 +94,7 @@ def write_predictions(path, ids, probs, classes) -> None:
 
 
 def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=None) -> dict:
-    """Recomputes metrics.json, predictions and ROC plots of a run from its best model.
+    """Recomputes metrics.json, predictions and ROC plots of a run from its kept model.
 
     Args:
       workdir: a training workdir (``model.keras``, ``run.json``).
@@ -126,9 +142,7 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     previous = workdir / METRICS
     if previous.is_file():  # keep what training recorded about itself
         old = json.loads(previous.read_text())
-        result.update(
-            {k: old[k] for k in ("epochs_trained", "train_seconds", "resumed_at_epoch") if k in old}
-        )
+        result.update({k: old[k] for k in TRAINING_KEYS if k in old})
     manifest_lib.write_json_atomic(previous, result)
     return result
 

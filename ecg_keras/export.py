@@ -119,8 +119,8 @@ def export(config: ExportConfig) -> dict:
     run_config, stats, classes, thresholds, model_path, workdir, run_metrics = _load_run(config)
     output_dir = Path(config.output_dir)
     version = resolve_version(output_dir, config.version)
-    spectrogram_model = keras.models.load_model(model_path, compile=False)
-    endpoint, raw_model = serving.make_endpoint(spectrogram_model, run_config, stats, thresholds)
+    network = keras.models.load_model(model_path, compile=False)
+    endpoint, raw_model = serving.make_endpoint(network, run_config, stats, thresholds)
 
     folds = tuple(run_config.test_folds)
     _progress(start, f"reading the check records (folds {list(folds)}) and calibration records")
@@ -162,7 +162,7 @@ def export(config: ExportConfig) -> dict:
             model_path,
             config.tflite,
             endpoint,
-            spectrogram_model,
+            network,
             run_config,
             stats,
             thresholds,

@@ -90,13 +90,13 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
     return Records(ids[order], signals[order], labels[order])
 
 
-def evaluate_probabilities(spectrogram_model, config, stats, records: Records) -> np.ndarray:
+def evaluate_probabilities(network, config, stats, records: Records) -> np.ndarray:
     """``ecg_keras.evaluate``'s predictions for ``records`` (same folds), float32 [n, classes]."""
     from ecg_keras import evaluate, recipe
 
     folds = sorted({int(f) for f in config.test_folds})
     ds = recipe.make_split(config, folds, False, stats)
-    ids, _, probs = evaluate.predict(spectrogram_model, ds, config.aggregate)
+    ids, _, probs = evaluate.predict(network, ds, config.aggregate)
     position = {int(i): k for k, i in enumerate(ids)}
     missing = [int(i) for i in records.ecg_ids if int(i) not in position]
     if missing:
@@ -170,7 +170,7 @@ def check_artifacts(
     model_path,
     modes,
     endpoint,
-    spectrogram_model,
+    network,
     run_config,
     stats,
     thresholds,
@@ -183,7 +183,7 @@ def check_artifacts(
       folder: the version folder (SavedModel, ``tflite/MODE.tflite`` for each of ``modes``).
       model_path: the .keras file the endpoint runs (only its size and name are recorded).
       endpoint: ``serving.make_endpoint``'s function, run eagerly as the Keras artifact.
-      spectrogram_model, run_config, stats: the run, for ``evaluate``'s own predictions.
+      network, run_config, stats: the run, for ``evaluate``'s own predictions.
       thresholds: float [classes], the exported decision thresholds.
       progress: called with one line per step.
 
@@ -194,7 +194,7 @@ def check_artifacts(
     from ecg_keras import runtime
 
     progress(f"checking every artifact on {len(records.ecg_ids)} test records")
-    truth = evaluate_probabilities(spectrogram_model, run_config, stats, records)
+    truth = evaluate_probabilities(network, run_config, stats, records)
     float_auc = float(metrics.macro_auc(records.labels, truth))
     keras_out = [endpoint(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)]
     outputs = {

@@ -1,4 +1,4 @@
-"""``make_dataset``: prepared TFRecords -> batches of (spectrogram, multi-hot labels).
+"""``make_dataset``: prepared TFRecords -> batches of (model input, multi-hot labels).
 
 The chain, and why it is in this order:
   shard files -> interleave reads -> parse -> drop records without a label for the task
@@ -6,6 +6,9 @@ The chain, and why it is in this order:
   -> [evaluation with crops: sliding windows per record] -> batch
   -> [training: crop, gain, noise] -> spectrogram -> normalization -> [training: SpecAugment]
   -> prefetch.
+For a model on the raw signal (``config.representation == "signal"``) the spectrogram and
+SpecAugment steps drop out: the crop itself, standardized, is the input. Crops, gain, noise
+and evaluation windows are the same for both, so the two kinds of model see the same data.
 Parsing, augmentation and the STFT all work on whole batches: one big op is far cheaper than
 many small ones (per-record maps made this pipeline ~2x slower). Random draws are still per
 example, from one stateless seed per batch.
@@ -70,21 +73,27 @@ def shard_files(data_dir, folds: Sequence[int], verify: bool = True) -> tuple[di
 def feature_stats(
     data_dir, folds: Sequence[int], config: FeatureConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-(bin, lead) mean and std of the log spectrogram over every record of ``folds``.
+    """Normalization statistics of the model input over every record of ``folds``.
 
-    Call it with training folds only. Full 10 s records, no augmentation.
+    Call it with training folds only. Full 10 s records, no augmentation. For a spectrogram,
+    per (bin, lead) of the log spectrogram; for the signal, one mean and std over every
+    sample of every lead, like the PTB-XL benchmark's ``StandardScaler`` on the flattened
+    training set (per-lead scaling would erase the leads' relative amplitudes, which
+    diagnoses such as voltage criteria for hypertrophy compare).
 
     Returns:
-      mean, std: float32 [bins, 12].
+      mean, std: float32 [bins, 12] (spectrogram) or float32 [] (signal).
     """
     full = FeatureConfig(**{**config.__dict__, "crop_seconds": 0.0})
     ds = make_dataset(data_dir, folds, None, full, training=False, batch_size=256)
+    # [batch, frames, bins, 12] summed over (batch, frames); [batch, samples, 12] over all.
+    axes = None if config.representation == "signal" else (0, 1)
     total = count = squares = 0.0
-    for spec, _ in ds:
-        spec = spec.numpy().astype(np.float64)  # [batch, frames, bins, 12]
-        total = total + spec.sum((0, 1))
-        squares = squares + np.square(spec).sum((0, 1))
-        count += spec.shape[0] * spec.shape[1]
+    for x, _ in ds:
+        x = x.numpy().astype(np.float64)
+        total = total + x.sum(axes)
+        squares = squares + np.square(x).sum(axes)
+        count += x.size // np.size(total)
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 1e-12))
     return mean.astype(np.float32), std.astype(np.float32)
@@ -117,11 +126,11 @@ def make_dataset(
       task: label task (``superdiagnostic`` ...); records without a label for it are dropped.
         ``None`` keeps every record and yields all-zero labels of width 0.
       config: features; its sampling rate must match the data.
-      training: shuffle, random crops, gain, noise and SpecAugment. Without it, crops become
-        sliding windows (``window_stride_seconds``) and nothing is random.
+      training: shuffle, random crops, gain, noise and (spectrograms) SpecAugment. Without
+        it, crops become sliding windows (``window_stride_seconds``) and nothing is random.
       batch_size: global batch size (divided by ``input_context`` replicas when given).
-      stats: (mean, std) float32 [bins, 12] from ``feature_stats`` on training folds; None
-        leaves the log spectrogram unnormalized.
+      stats: (mean, std) from ``feature_stats`` on training folds (float32 [bins, 12], or
+        [] for the signal); None leaves the input unnormalized.
       seed: seeds shuffling and augmentation; the same seed gives the same batches.
       cache: keep parsed signals in memory after the first epoch (small datasets).
       deterministic: keep element order fixed even with parallel reads (for tests).
@@ -135,9 +144,11 @@ def make_dataset(
       verify: check every shard's sha256 against the manifest (once per process).
 
     Returns:
-      A dataset of (spec, labels[, ecg_id]): spec float32 [batch, frames, bins, 12], or
-      [batch, windows, frames, bins, 12] when evaluating with crops; labels float32
-      [batch, classes].
+      A dataset of (x, labels[, ecg_id]); labels float32 [batch, classes]. x is, for
+      ``config.representation`` "spectrogram", float32 [batch, frames, bins, 12], or
+      [batch, windows, frames, bins, 12] when evaluating with crops; for "signal", float32
+      [batch, samples, 12], or [batch, windows, samples, 12]. Windows add exactly one axis
+      after the batch, whatever the representation.
     """
     manifest, files = shard_files(data_dir, folds, verify=verify)
     if config.sampling_rate != manifest["sampling_rate"]:
@@ -199,10 +210,14 @@ def make_dataset(
 
     mean, std = (None, None) if stats is None else (tf.constant(stats[0]), tf.constant(stats[1]))
 
-    def to_spectrogram(signal, labels, ecg_id, seed):
+    def to_input(signal, labels, ecg_id, seed):
         if training:
             signal_seed, spec_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
             signal = features.augment_signal(signal, config, signal_seed)
+        if config.representation == "signal":  # [batch(, windows), samples, 12]
+            if stats is not None:
+                signal = features.normalize(signal, mean, std)
+            return signal, labels, ecg_id
         spec = features.spectrogram(signal, config)
         if stats is not None:
             spec = features.normalize(spec, mean, std)
@@ -213,12 +228,12 @@ def make_dataset(
     # One seed pair per batch, reproducible from ``seed`` and different every epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip(ds, seeds).map(
-        lambda batch, s: to_spectrogram(*batch, s),
+        lambda batch, s: to_input(*batch, s),
         num_parallel_calls=auto,
         deterministic=deterministic,
     )
     if not with_ids:
-        ds = ds.map(lambda spec, labels, ecg_id: (spec, labels))
+        ds = ds.map(lambda x, labels, ecg_id: (x, labels))
     options = tf.data.Options()
     options.deterministic = deterministic
     # Sharded above when asked; otherwise a strategy that shards on its own must split

@@ -5,8 +5,12 @@ all go through these functions, so a config means the same thing everywhere:
 
     config, manifest, classes = prepare_data(config)       # checks the data first
     model = compile_model(build_model(config, classes), config, manifest, classes)
-    ds = make_split(config, config.train_folds, True, stats)  # (spec, labels) batches
+    ds = make_split(config, config.train_folds, True, stats)  # (x, labels) batches
     config, (mean, std) = load_run("runs/NAME")             # a saved run's config and stats
+
+The model preset decides what the network sees (``models.representation``): ``prepare_data``
+records it in ``config.features.representation``, and the one input pipeline, its statistics,
+``build_model``'s input shape and the exported endpoint all follow from there.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def make_split(config: TrainConfig, folds, training: bool, stats, **kwargs):
     is what lets ``tune``'s ``best_flags.cfg`` reproduce a trial's score.
 
     Returns:
-      training: (spec, labels float32 [batch, classes]); otherwise (spec, labels, ecg_id).
+      training: (x, labels float32 [batch, classes]); otherwise (x, labels, ecg_id), x as
+      ``make_dataset`` yields it for ``config.features.representation``.
     """
     import tensorflow as tf
 
@@ -88,7 +93,8 @@ def config_from_json(obj: dict) -> TrainConfig:
 
 
 def load_run(workdir) -> tuple[TrainConfig, tuple[np.ndarray, np.ndarray]]:
-    """The config and normalization statistics (mean, std float32 [bins, 12]) of a run."""
+    """The config and normalization statistics of a run: mean, std float32 [bins, 12] for a
+    spectrogram model, float32 [] (one number each) for a model on the signal."""
     path = Path(workdir) / RUN
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
@@ -124,14 +130,17 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int):
         warmup_steps=warmup,
         alpha=1e-3,
     )
-    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    return keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=config.weight_decay, beta_2=config.adam_beta2
+    )
 
 
 def prepare_data(config: TrainConfig) -> tuple[TrainConfig, dict, list[str]]:
     """Checks (and, with ``ptbxl_dir``, first prepares) the run's data, before any training.
 
     Returns:
-      (config with the data's sampling rate, the manifest, the run's classes).
+      (config with the data's sampling rate and the model's representation, the manifest,
+      the run's classes).
 
     Raises:
       ValueError / FileNotFoundError naming the flag, folder or shard that is wrong.
@@ -140,6 +149,13 @@ def prepare_data(config: TrainConfig) -> tuple[TrainConfig, dict, list[str]]:
 
     if config.model not in models.PRESETS:
         raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
+    config = dataclasses.replace(
+        config,
+        features=dataclasses.replace(
+            config.features, representation=models.representation(config.model)
+        ),
+    )
+    _check_overrides(config)
     if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
         prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
     manifest = manifest_lib.load(config.data_dir)
@@ -153,11 +169,31 @@ def prepare_data(config: TrainConfig) -> tuple[TrainConfig, dict, list[str]]:
     return config, manifest, classes
 
 
-def model_input_shape(config: TrainConfig) -> tuple[int | None, int, int]:
-    """(frames, bins, 12) of a training crop; frames None with a pooling head, so the model
-    also takes whole 10 s records (``evaluate --windows=0``, raw-ECG export)."""
-    from ecg_keras import features
+def _check_overrides(config: TrainConfig) -> None:
+    """ValueError naming the flag when a spectrogram-only flag is set for a 1D preset.
 
+    The 1D presets keep the benchmark's kernels (several per model, one ``--kernel_size``
+    cannot say which) and its concat-pool head; they take ``--dropout`` and ``--stages``.
+    """
+    if config.features.representation != "signal":
+        return
+    default = TrainConfig()
+    for name in ("kernel_size", "head"):
+        if getattr(config, name) != getattr(default, name):
+            raise ValueError(
+                f"--{name}={getattr(config, name)} applies to spectrogram models; "
+                f"--model={config.model} takes the raw signal and keeps the benchmark's {name}"
+            )
+
+
+def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
+    """A spectrogram model's (frames, bins, 12) of a training crop, frames None with a pooling
+    head; a signal model's (None, 12). With None the model also takes whole 10 s records
+    (``evaluate --windows=0``, raw-ECG export)."""
+    from ecg_keras import features, ptbxl
+
+    if config.features.representation == "signal":
+        return (None, ptbxl.NUM_LEADS)  # the 1D heads pool globally
     frames, bins, leads = features.spectrogram_shape(config.features, config.features.input_samples)
     return (None if config.head == "gap" else frames, bins, leads)
 
@@ -166,12 +202,23 @@ def build_model(config: TrainConfig, classes: list[str]):
     """``models.get(config.model, ...)`` with the config's overrides (shared with ``tune``).
 
     Returns:
-      keras.Model float32 [batch, frames, bins, 12] -> logits float32 [batch, len(classes)].
+      keras.Model float32 [batch, frames, bins, 12] (spectrogram) or [batch, samples, 12]
+      (signal) -> logits float32 [batch, len(classes)].
     """
     from ecg_keras import models
 
+    wanted = models.representation(config.model)
+    if config.features.representation != wanted:
+        raise ValueError(
+            f"--model={config.model} takes the {wanted}, but the config's features are set "
+            f"for the {config.features.representation}: pass the config through prepare_data"
+        )
     shape = model_input_shape(config)
-    return models.get(config.model, shape, len(classes), **config.model_overrides())
+    overrides = config.model_overrides()
+    if config.features.representation == "signal":
+        _check_overrides(config)
+        overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
+    return models.get(config.model, shape, len(classes), **overrides)
 
 
 def steps_per_epoch(config: TrainConfig, manifest: dict) -> int:

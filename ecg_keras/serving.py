@@ -1,15 +1,17 @@
 """The exported model's one endpoint: raw 10 s ECG in mV -> probabilities, as ``evaluate`` does.
 
-    endpoint = make_endpoint(spectrogram_model, config, stats, thresholds)
+    endpoint = make_endpoint(model, config, stats, thresholds)
     outputs = endpoint(ecg)  # ecg float32 [batch, 1000, 12] at 100 Hz
     write_saved_model(path, endpoint, config)  # signature "serving_default", input "ecg"
 
 The endpoint cuts the record into the evaluation windows (2.5 s at a 1.25 s stride: 7 at
-100 Hz; the whole record when ``crop_seconds`` is 0), runs ``models.raw.SpectrogramLayer``
-(``features.spectrogram`` + ``features.normalize`` with the training statistics) and the
-trained network on every window, and aggregates the windows' sigmoids by max (or mean), exactly
-as ``ecg_keras.evaluate`` scores a record. Every reshape names its static sizes, so the TFLite
-converter sees static frames, bins and leads (shared/MEASURED.md); only the batch is dynamic.
+100 Hz; the whole record when ``crop_seconds`` is 0), runs the model's input transform with the
+training statistics (``models.raw.SpectrogramLayer``: ``features.spectrogram`` +
+``features.normalize``, or for a 1D model on the signal ``models.raw.StandardizeLayer``) and
+the trained network on every window, and aggregates the windows' sigmoids by max (or mean),
+exactly as ``ecg_keras.evaluate`` scores a record. Every reshape names its static sizes, so the
+TFLite converter sees static frames, bins and leads (shared/MEASURED.md); only the batch is
+dynamic.
 """
 
 from __future__ import annotations
@@ -57,14 +59,16 @@ def exported_thresholds(thresholds) -> np.ndarray:
     return metrics.exact_in_float16(thresholds).astype(np.float32)
 
 
-def make_endpoint(spectrogram_model, config: TrainConfig, stats, thresholds):
+def make_endpoint(model, config: TrainConfig, stats, thresholds):
     """The serving function and the Keras model it runs.
 
     Args:
-      spectrogram_model: the trained keras.Model, normalized spectrogram float32
-        [batch, frames, bins, 12] -> logits [batch, classes].
+      model: the trained keras.Model: normalized spectrogram float32
+        [batch, frames, bins, 12], or for ``config.features.representation == "signal"``
+        standardized signal float32 [batch, samples, 12] -> logits [batch, classes].
       config: the run's TrainConfig (features, aggregate).
-      stats: (mean, std) float32 [bins, 12] from the run's training folds.
+      stats: (mean, std) from the run's training folds: float32 [bins, 12] for a
+        spectrogram, float32 [] for the signal.
       thresholds: float [classes], per-class decision thresholds chosen on validation, as
         ``exported_thresholds`` gives them.
 
@@ -76,7 +80,7 @@ def make_endpoint(spectrogram_model, config: TrainConfig, stats, thresholds):
     from ecg_keras.models import build_raw_model
 
     windows = Windows.of(config)
-    raw_model = build_raw_model(spectrogram_model, config.features, *stats, windows.length)
+    raw_model = build_raw_model(model, config.features, *stats, windows.length)
     num_classes = raw_model.output_shape[-1]
     thresholds = tf.constant(np.asarray(thresholds, np.float32).reshape(num_classes))
     reduce = tf.reduce_max if config.aggregate == "max" else tf.reduce_mean

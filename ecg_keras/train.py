@@ -1,10 +1,12 @@
-"""Train a spectrogram CNN on prepared PTB-XL and evaluate it with the benchmark protocol.
+"""Train a CNN (spectrogram 2D or raw-signal 1D) on prepared PTB-XL and evaluate it with the
+benchmark protocol.
 
     python -m ecg_keras.train --flagfile=configs/quickstart.cfg [--workdir=runs/NAME] ...
 
 The workdir receives ``flags.cfg`` (``--flagfile=WORKDIR/flags.cfg`` reruns it), ``run.json``
 (the resolved config and the normalization statistics), ``model.keras`` (the epoch with the
-best validation macro AUC), ``history.csv``, TensorBoard logs in ``logs/``, ``metrics.json``,
+best validation macro AUC, or with ``--select=last`` the last epoch), ``best.json`` (the best
+epoch and its score either way), ``history.csv``, TensorBoard logs in ``logs/``, ``metrics.json``,
 ``predictions_test.csv``, ``training_curves.png`` and ``roc_test.png``. A killed run continues
 from its last completed epoch when the same command is run again (``backup/``).
 """
@@ -46,14 +48,16 @@ def make_strategy(name: str):
 
 class ValidationAuc:
     """Keras callback factory: computes validation macro AUC (windows aggregated like the test)
-    each epoch and logs it as ``val_macro_auc`` (what the tuner maximizes). With a ``workdir``
-    it keeps the best model in ``model.keras``; ``best`` and ``best_epoch`` (from 1) track it.
+    each epoch and logs it as ``val_macro_auc`` (what the tuner maximizes); ``best`` and
+    ``best_epoch`` (from 1) track the best. With a ``workdir`` it keeps in ``model.keras`` the
+    best model (``select="best"``) or the latest (``select="last"``, saved every epoch so that
+    a killed run's model is its last completed epoch).
 
     The best score lives in ``best.json`` so that a resumed run never replaces a better model
     saved before it was killed.
     """
 
-    def __new__(cls, val_ds, workdir: Path | None, aggregate: str):
+    def __new__(cls, val_ds, workdir: Path | None, aggregate: str, select: str = "best"):
         import keras
 
         from ecg_keras import evaluate, metrics
@@ -70,13 +74,16 @@ class ValidationAuc:
                 _, y, p = evaluate.predict(self.model, val_ds, aggregate)
                 score = metrics.macro_auc(y, p)
                 logs["val_macro_auc"] = score
-                if score <= self.best:
+                improved = score > self.best
+                if improved:
+                    self.best, self.best_epoch = score, epoch + 1
+                if workdir is None:
                     return
-                self.best, self.best_epoch = score, epoch + 1
-                if workdir is not None:
+                if improved or select == "last":
                     tmp = workdir / f".{MODEL}.tmp.keras"
                     self.model.save(tmp)
                     os.replace(tmp, workdir / MODEL)
+                if improved:
                     manifest_lib.write_json_atomic(
                         workdir / BEST, {"val_macro_auc": score, "epoch": epoch + 1}
                     )
@@ -97,8 +104,50 @@ def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
+def _fit(model, config, strategy, stats, manifest, workdirs, datasets):
+    """Runs the epochs with Keras' ``fit``, or the multi-worker loop.
+
+    Args:
+      manifest: the data's, for the multi-worker loop's steps per epoch.
+      workdirs: (this worker's workdir, the chief's workdir).
+      datasets: (train, validation) from ``make_split``.
+
+    Returns:
+      (first epoch run from 0, seconds, the ValidationAuc callback).
+    """
+    import keras
+
+    from ecg_keras import multi_worker
+
+    workdir, chief_workdir = workdirs
+    history_csv = keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)
+    if config.strategy == "multi_worker":
+        chief = multi_worker.is_chief(strategy)
+        validation = ValidationAuc(
+            datasets[1], workdir if chief else None, config.aggregate, config.select
+        )
+        steps = steps_per_epoch(config, manifest)
+        first, seconds = multi_worker.fit(
+            model, config, strategy, stats, steps, chief_workdir, [validation, history_csv]
+        )
+        return first, seconds, validation
+    validation = ValidationAuc(datasets[1], workdir, config.aggregate, config.select)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
+        validation,
+        history_csv,
+        keras.callbacks.TensorBoard(str(workdir / "logs")),
+    ]
+    start = time.perf_counter()
+    history = model.fit(datasets[0], epochs=config.epochs, callbacks=callbacks, verbose=2)
+    # A resumed run's fit() starts at the epoch after the last backed-up one.
+    first = history.epoch[0] if history.epoch else config.epochs
+    return first, time.perf_counter() - start, validation
+
+
 def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overwrite=False) -> dict:
-    """Trains, keeps the best epoch by validation macro AUC, evaluates it on the test folds.
+    """Trains, keeps the best epoch by validation macro AUC (or the last, ``select``), and
+    evaluates it on the test folds.
 
     Returns:
       the metrics.json content.
@@ -139,33 +188,19 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
     with strategy.scope():
         model = compile_model(build_model(config, classes), config, manifest, classes)
-    history_csv = keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)
-    if distributed:
-        callbacks = [ValidationAuc(val_ds, workdir if chief else None, config.aggregate)]
-        steps = steps_per_epoch(config, manifest)
-        first, seconds = multi_worker.fit(
-            model, config, strategy, stats, steps, chief_workdir, [*callbacks, history_csv]
-        )
-        if not chief:
-            shutil.rmtree(workdir, ignore_errors=True)
-            return {}
-    else:
-        callbacks = [
-            keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-            ValidationAuc(val_ds, workdir, config.aggregate),
-            history_csv,
-            keras.callbacks.TensorBoard(str(workdir / "logs")),
-        ]
-        start = time.perf_counter()
-        history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
-        seconds = time.perf_counter() - start
-        # A resumed run's fit() starts at the epoch after the last backed-up one.
-        first = history.epoch[0] if history.epoch else config.epochs
+    first, seconds, validation = _fit(
+        model, config, strategy, stats, manifest, (workdir, chief_workdir), (train_ds, val_ds)
+    )
+    if not chief:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return {}
     plots.training_curves(workdir / "history.csv", workdir / "training_curves.png")
     result = {
         "epochs_trained": config.epochs,
         "train_seconds": round(seconds, 1),
         "resumed_at_epoch": first,
+        "select": config.select,
+        "selected_epoch": config.epochs if config.select == "last" else validation.best_epoch,
     }
     manifest_lib.write_json_atomic(workdir / evaluate.METRICS, result)
     return evaluate.evaluate_run(workdir)

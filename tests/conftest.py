@@ -146,3 +146,37 @@ def exported(trained_run, tmp_path_factory):
     )
     result = export.export(config)
     return result, root / "saved_models" / "ecg" / str(result["version"]), workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_signal_run(tmp_path_factory):
+    """``resnet1d_tiny`` (a 1D model on the raw signal) trained 6 epochs with ``--select=last``
+    on tiny records (about 20 s).
+
+    50 records whose folds are rewritten to ``(ecg_id - 1) // 5 + 1``: every fold then holds
+    one record of each code set, so that the benchmark split (1-8 / 9 / 10) has positives and
+    negatives of every superclass in validation and test (``make_tiny_ptbxl``'s own folds put
+    each code set in two folds only). Returns (workdir, metrics.json content).
+    """
+    from ecg_keras import config_flags, prepare, train
+    from ecg_keras.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("signal")
+    make_tiny_ptbxl(root / "ptbxl", num_records=50)
+    database = pd.read_csv(root / "ptbxl" / ptbxl.DATABASE_CSV)
+    database["strat_fold"] = (database["ecg_id"] - 1) // 5 + 1
+    database.to_csv(root / "ptbxl" / ptbxl.DATABASE_CSV, index=False)
+    prepare.prepare(prepare.PrepareConfig(str(root / "ptbxl"), str(root / "tfr"), num_workers=1))
+    config = TrainConfig(
+        data_dir=str(root / "tfr"),
+        model="resnet1d_tiny",
+        epochs=6,
+        batch_size=8,
+        learning_rate=1e-2,
+        adam_beta2=0.99,
+        dropout=0.5,
+        select="last",
+    )
+    workdir = root / "run"
+    text = config_flags.flags_text(config, str(workdir))
+    return workdir, train.train_and_evaluate(config, workdir, flags_text=text)

@@ -266,3 +266,31 @@ def test_quantized_check_bounds_the_99th_percentile_and_the_outlier():
     many = reference + np.where(rng.uniform(size=reference.shape) < 0.05, 0.12, 0.0)
     result = check("int8", many)
     assert not result["passed"] and result["p99_abs_diff"] == pytest.approx(0.12)
+
+
+def test_signal_run_exports_and_passes_every_check(tiny_signal_run, tmp_path):
+    """A 1D model on the raw signal: the endpoint standardizes instead of the STFT."""
+    workdir, metrics = tiny_signal_run
+    output_dir = tmp_path / "saved_models" / "signal"
+    done = subprocess.run(
+        [sys.executable, "-m", "ecg_keras.export", f"--workdir={workdir}",
+         f"--output_dir={output_dir}", "--calibration_records=20"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    version_dir = output_dir / "1"
+    result = json.loads((version_dir / "export.json").read_text())
+    artifacts = {a["name"]: a["check"] for a in result["artifacts"]}
+    assert list(artifacts) == ["keras", "saved_model", *TFLITE] and result["passed"]
+    for name in ("keras", "saved_model", "tflite_float32"):
+        assert artifacts[name]["max_abs_diff"] <= 1e-4, name
+    assert result["float_macro_auc"] == pytest.approx(metrics["test"]["macro_auc"])
+    meta = json.loads((version_dir / "assets.extra" / serving.METADATA).read_text())
+    assert meta["features"]["representation"] == "signal"
+    assert meta["windows"]["count"] == 7 and meta["input_samples"] == 1000
+    # No STFT in the graph (a spectrogram endpoint's holds RFFT ops); that it standardizes
+    # like training is what the keras -> evaluate check above proved to 1e-4.
+    assert b"RFFT" not in (version_dir / "saved_model.pb").read_bytes()

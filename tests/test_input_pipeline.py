@@ -192,3 +192,45 @@ def test_feeds_a_distribution_strategy(tiny_tfrecords):
     for folds, total in ((range(1, 9), 24), ([1], 3)):  # by file, then by record
         first, second = worker_ids(folds, 0), worker_ids(folds, 1)
         assert first and second and not first & second and len(first | second) == total
+
+
+def test_signal_representation_standardizes_the_crops(tiny_tfrecords, tiny_ptbxl):
+    signal_config = dataclasses.replace(CONFIG, representation="signal", amplitude_scale=1.0)
+    db = ptbxl.load_database(tiny_ptbxl)
+    records = {
+        i: ptbxl.read_signal(ptbxl.record_path(tiny_ptbxl, db.loc[i], 100), 100)
+        for i in db.index
+        if db.loc[i].strat_fold <= 8
+    }
+    # One mean and std over every sample and lead of the training folds (StandardScaler).
+    mean, std = input_pipeline.feature_stats(tiny_tfrecords, range(1, 9), signal_config)
+    every = np.stack(list(records.values())).astype(np.float64)
+    assert mean.shape == std.shape == ()
+    np.testing.assert_allclose([mean, std], [every.mean(), every.std()], rtol=1e-4, atol=1e-7)
+
+    def first_batch(folds, training):
+        ds = input_pipeline.make_dataset(
+            tiny_tfrecords,
+            folds,
+            "superdiagnostic",
+            signal_config,
+            training=training,
+            batch_size=4,
+            stats=(mean, std),
+            with_ids=True,
+            deterministic=True,
+        )
+        return [t.numpy() for t in next(iter(ds))]
+
+    windows, _, ids = first_batch([9, 10], False)
+    assert windows.shape == (3, 7, 250, 12)  # 2.5 s windows at a 1.25 s stride, no STFT
+    signal = ptbxl.read_signal(ptbxl.record_path(tiny_ptbxl, db.loc[int(ids[0])], 100), 100)
+    expected = (features.sliding_windows(signal, 250, 125).numpy() - mean) / std
+    np.testing.assert_allclose(windows[0], expected, atol=1e-5)
+    # Training: random 2.5 s crops of the standardized record, no SpecAugment masks.
+    crops, _, ids = first_batch(range(1, 9), True)
+    assert crops.shape == (4, 250, 12)
+    for crop, ecg_id in zip(crops, ids, strict=True):
+        whole = (records[int(ecg_id)] - mean) / std  # [1000, 12]
+        errors = [np.abs(whole[s : s + 250] - crop).max() for s in range(1000 - 250 + 1)]
+        assert min(errors) < 1e-5

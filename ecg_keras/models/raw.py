@@ -1,13 +1,16 @@
-"""A model on the raw ECG: the spectrogram and its normalization as the first layer.
+"""A model on the raw ECG: the model's input transform as its first layer.
 
-Training feeds spectrograms computed in ``tf.data``; export and inference want one model that
-takes the signal itself, so that the features can never drift from training. ``SpectrogramLayer``
-runs the same pure-TF ``features.spectrogram`` and ``features.normalize`` inside the model, and
-saves its FeatureConfig in its config and the training statistics as non-trainable weights, so
-``model.save("m.keras")`` + ``keras.models.load_model`` round-trips.
+Training computes the model's input in ``tf.data``; export and inference want one model that
+takes the signal itself, so that the features can never drift from training. For a
+spectrogram model, ``SpectrogramLayer`` runs the same pure-TF ``features.spectrogram`` and
+``features.normalize`` inside the model; for a 1D model on the signal, ``StandardizeLayer``
+runs ``features.normalize`` with the one training mean and std. Both save the training
+statistics as non-trainable weights (and ``SpectrogramLayer`` its FeatureConfig in its
+config), so ``model.save("m.keras")`` + ``keras.models.load_model`` round-trips.
 
-    raw = build_raw_model(spectrogram_model, FeatureConfig(), mean, std)  # mean, std [33, 12]
+    raw = build_raw_model(spectrogram_model, FeatureConfig(), mean, std)  # mean, std [26, 12]
     logits = raw(ecg)  # ecg float32 [batch, 250, 12] mV -> [batch, num_classes]
+    raw = build_raw_model(signal_model, signal_config, mean, std)  # mean, std float32 []
 """
 
 from __future__ import annotations
@@ -89,7 +92,89 @@ class SpectrogramLayer(keras.layers.Layer):
         return cls(**config)
 
 
-def build_raw_model(spectrogram_model, feature_config, mean, std, num_samples=None):
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class StandardizeLayer(keras.layers.Layer):
+    """Raw ECG -> ``(x - mean) / std`` with one mean and std over every sample and lead of the
+    training folds (the PTB-XL benchmark's global ``StandardScaler``).
+
+    Args:
+      mean, std: float scalars; None leaves 0 and 1 (what ``from_config`` does before
+        ``load_model`` restores the saved weights).
+
+    Call:
+      float32 [batch, samples, 12] mV -> float32 [batch, samples, 12].
+    """
+
+    def __init__(self, mean=None, std=None, **kwargs):
+        super().__init__(**kwargs)
+        self._initial = {}
+        for name, value in (("mean", mean), ("std", std)):
+            if value is not None:
+                array = np.asarray(value, np.float32)
+                if array.size != 1:
+                    raise ValueError(f"{name} must be one number, got shape {array.shape}")
+                self._initial[name] = array.reshape(())
+        if "std" in self._initial and not self._initial["std"] > 0:
+            raise ValueError(f"std must be > 0, got {self._initial['std']}")
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(shape=(), initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=(), initializer="ones", trainable=False, name="std")
+        for name, value in self._initial.items():
+            getattr(self, name).assign(value)
+
+    def call(self, signal):
+        return features.normalize(signal, self.mean.value, self.std.value)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def build_raw_model(model, feature_config, mean, std, num_samples=None):
+    """A model on the raw ECG, whatever the network's input (``feature_config.representation``).
+
+    Args:
+      model: keras.Model from ``ecg_keras.models.get``: spectrogram float32
+        [batch, frames, bins, 12] or standardized signal float32 [batch, samples, 12] ->
+        logits [batch, num_classes].
+      feature_config: FeatureConfig of the training inputs; its ``representation`` says which.
+      mean, std: training statistics: float32 broadcastable to [bins, 12] for a spectrogram,
+        scalars for a signal.
+      num_samples: fixed signal length; default ``feature_config.input_samples``.
+
+    Returns:
+      keras.Model: ``ecg`` float32 [batch, num_samples, 12] (mV) -> logits float32
+      [batch, num_classes].
+    """
+    if feature_config.representation == "signal":
+        return build_signal_raw_model(model, feature_config, mean, std, num_samples)
+    return build_spectrogram_raw_model(model, feature_config, mean, std, num_samples)
+
+
+def build_signal_raw_model(signal_model, feature_config, mean, std, num_samples=None):
+    """Wraps a 1D model on the standardized signal into a model on the raw ECG.
+
+    Returns:
+      keras.Model: ``ecg`` float32 [batch, num_samples, 12] (mV) -> logits float32
+      [batch, num_classes], equal to ``signal_model((ecg - mean) / std)``.
+
+    Raises:
+      ValueError: the model does not take [samples, 12], or mean/std are not scalars, or
+        std <= 0.
+    """
+    num_samples = num_samples or feature_config.input_samples
+    got = tuple(signal_model.input_shape[1:])
+    if len(got) != 2 or got[1] != NUM_LEADS or got[0] not in (None, num_samples):
+        raise ValueError(
+            f"signal_model takes {got}, but the raw model feeds it ({num_samples}, {NUM_LEADS})"
+        )
+    ecg = keras.Input((num_samples, NUM_LEADS), name="ecg")  # [batch, samples, 12]
+    x = StandardizeLayer(mean, std, name="standardize")(ecg)  # [batch, samples, 12]
+    logits = signal_model(x)  # [batch, num_classes]
+    return keras.Model(ecg, logits, name=f"{signal_model.name}_raw")
+
+
+def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, num_samples=None):
     """Wraps a spectrogram model into a model on the raw ECG.
 
     Args:
