@@ -1,0 +1,208 @@
+"""Average several trained runs' probabilities and score the average like one run.
+
+    python -m ecg_keras.ensemble --workdirs=runs/a,runs/b[,...] --output_dir=runs/ens_NAME
+
+Each member predicts the validation and test folds as ``evaluate`` does for it (its own
+model, features, normalization statistics and window aggregation); the ensemble's
+probability for a record and class is the mean of the members' window-aggregated
+probabilities, matched by ecg_id. Members must share the task, the classes and the
+train/validation/test folds. The output dir receives what a run's evaluation writes:
+``metrics.json`` (``evaluate.report``: F1 thresholds from validation, test macro AUC with its
+bootstrap interval, F1, Fmax; plus ``members``), ``predictions_test.csv``, ``roc_test.png``,
+and ``ensemble.json`` (each member's workdir, model, seed and own validation/test macro AUC).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ecg_keras import manifest as manifest_lib
+
+ENSEMBLE = "ensemble.json"
+SHARED = ("task", "train_folds", "val_folds", "test_folds")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleConfig:
+    """``workdirs``: the members (training workdirs); ``output_dir``: where results go."""
+
+    workdirs: tuple[str, ...]
+    output_dir: str
+
+    def __post_init__(self):
+        if len(self.workdirs) < 2 or len(set(self.workdirs)) != len(self.workdirs):
+            raise ValueError(f"--workdirs={','.join(self.workdirs)}: give two or more, distinct")
+        out = Path(self.output_dir)
+        if out.resolve() in {Path(w).resolve() for w in self.workdirs}:
+            raise ValueError(f"--output_dir={out} is one of the members")
+        from ecg_keras import recipe
+
+        for name in (recipe.MODEL, recipe.FLAGS_FILE):
+            if (out / name).exists():
+                raise ValueError(
+                    f"--output_dir={out} holds a training run ({name}); choose another folder"
+                )
+
+
+def load_members(workdirs) -> list[dict]:
+    """Each member's config, stats and classes, checked against the first member.
+
+    Returns:
+      [{"workdir", "config", "stats", "classes"}] in the order given.
+
+    Raises:
+      FileNotFoundError / ValueError naming the workdir that is missing or differs.
+    """
+    from ecg_keras import recipe
+
+    members = []
+    for workdir in workdirs:
+        config, stats = recipe.load_run(workdir)
+        if not (Path(workdir) / recipe.MODEL).is_file():
+            raise FileNotFoundError(f"{Path(workdir) / recipe.MODEL} not found: no trained model")
+        members.append({"workdir": workdir, "config": config, "stats": stats})
+    first = members[0]
+    for member in members:  # the task first: another task's classes would not resolve
+        for field in SHARED:
+            mine, theirs = getattr(member["config"], field), getattr(first["config"], field)
+            if mine != theirs:
+                raise ValueError(
+                    f"{member['workdir']}: --{field}={mine}, but {first['workdir']} has "
+                    f"--{field}={theirs}; ensemble members must share task, classes and folds"
+                )
+    for member in members:
+        member["classes"] = recipe.run_classes(member["config"])
+        if member["classes"] != first["classes"]:
+            raise ValueError(
+                f"{member['workdir']}: classes {member['classes']}, but {first['workdir']} "
+                f"has {first['classes']}; ensemble members must share task, classes and folds"
+            )
+    return members
+
+
+def member_predictions(member: dict) -> dict[str, tuple[np.ndarray, ...]]:
+    """A member's window-aggregated predictions, as ``evaluate.evaluate_run`` makes them.
+
+    Returns:
+      {"val": ..., "test": ...}, each (ecg_ids int64 [n], y_true float32 [n, classes],
+      y_prob float32 [n, classes]).
+    """
+    import keras
+
+    from ecg_keras import evaluate, recipe
+
+    config, stats = member["config"], member["stats"]
+    model = keras.models.load_model(Path(member["workdir"]) / recipe.MODEL, compile=False)
+    out = {}
+    for split, folds in (("val", config.val_folds), ("test", config.test_folds)):
+        ds = recipe.make_split(config, folds, False, stats)
+        out[split] = evaluate.predict(model, ds, config.aggregate)
+    return out
+
+
+def combine(members: list[dict], predictions: list[dict], split: str):
+    """The members' mean probabilities on ``split`` and the labels, rows matched by ecg_id.
+
+    Returns:
+      ecg_ids int64 [n] ascending, y_true float32 [n, classes], y_prob float32 [n, classes].
+    """
+    from ecg_keras import paired
+
+    named = {
+        m["workdir"]: (p[split][0], p[split][2]) for m, p in zip(members, predictions, strict=True)
+    }
+    ids, probs = paired.average_by_id(named)
+    labels = None
+    for member, prediction in zip(members, predictions, strict=True):
+        member_ids, y_true, _ = prediction[split]
+        y_true = y_true[paired.rows_of(member_ids, ids, member["workdir"])]
+        if labels is not None and not np.array_equal(y_true, labels):
+            raise ValueError(
+                f"{member['workdir']}: its {split} labels differ from {members[0]['workdir']}'s "
+                "for the same ecg_ids (prepared from different PTB-XL versions?)"
+            )
+        labels = y_true
+    return ids, labels, probs.astype(np.float32)
+
+
+def ensemble(config: EnsembleConfig) -> dict:
+    """Predicts with every member, averages, writes the run files; returns metrics.json."""
+    from ecg_keras import evaluate, metrics, plots
+
+    members = load_members(config.workdirs)
+    predictions = [member_predictions(m) for m in members]
+    _, *val = combine(members, predictions, "val")
+    ids, *test = combine(members, predictions, "test")
+    first, classes = members[0]["config"], members[0]["classes"]
+    result = evaluate.report(val, test, classes, first.task)
+    result["test_folds"] = list(first.test_folds)
+    result["members"] = [m["workdir"] for m in members]
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    own = [
+        {
+            "workdir": m["workdir"],
+            "model": m["config"].model,
+            "seed": m["config"].seed,
+            "aggregate": m["config"].aggregate,
+            **{f"{split}_macro_auc": metrics.macro_auc(*p[split][1:]) for split in ("val", "test")},
+        }
+        for m, p in zip(members, predictions, strict=True)
+    ]
+    manifest_lib.write_json_atomic(
+        out / ENSEMBLE,
+        {
+            "members": own,
+            "val_macro_auc": result["val"]["macro_auc"],
+            "test_macro_auc": result["test"]["macro_auc"],
+        },
+    )
+    evaluate.write_predictions(out / "predictions_test.csv", ids, test[1], classes)
+    plots.roc_curves(
+        *test,
+        classes,
+        out / "roc_test.png",
+        title=f"ensemble of {len(members)}, test folds {list(first.test_folds)}: "
+        f"macro AUC {result['test']['macro_auc']:.3f}",
+    )
+    manifest_lib.write_json_atomic(out / evaluate.METRICS, result)
+    return result
+
+
+def define_flags():
+    from absl import flags
+
+    flags.DEFINE_list("workdirs", None, "Training workdirs of the members (model.keras, run.json).")
+    flags.DEFINE_string("output_dir", None, "Where the ensemble's metrics and predictions go.")
+    flags.mark_flag_as_required("workdirs")
+    flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    from absl import flags
+
+    del argv
+    try:
+        config = EnsembleConfig(tuple(flags.FLAGS.workdirs), flags.FLAGS.output_dir)
+        result = ensemble(config)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    test = result["test"]
+    print(
+        f"{flags.FLAGS.output_dir}: ensemble of {len(result['members'])}: validation macro AUC "
+        f"{result['val']['macro_auc']:.4f}; test macro AUC {test['macro_auc']:.4f} (90% CI "
+        f"{test['macro_auc_ci'][0]:.4f}-{test['macro_auc_ci'][1]:.4f}), F1 "
+        f"{test['f1_macro']:.4f}, Fmax {test['fmax']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

@@ -1,0 +1,91 @@
+"""ecg_keras.ensemble: two tiny runs averaged and scored like a run; mismatched members refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg_keras import ensemble, prepare, train
+from ecg_keras.config import TrainConfig
+
+from conftest import make_tiny_ptbxl
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """Two 1-epoch vgg_tiny runs (seeds 0, 1) on the tiny folder's rhythm task, TINY_RHYTHM's
+    split (test_train.py), trained in this process."""
+    root = tmp_path_factory.mktemp("ensemble")
+    data = root / "tfr"
+    ptbxl_dir = make_tiny_ptbxl(root / "ptbxl")
+    prepare.prepare(prepare.PrepareConfig(str(ptbxl_dir), str(data), num_workers=1))
+    workdirs = []
+    for seed in (0, 1):
+        config = TrainConfig(
+            data_dir=str(data),
+            model="vgg_tiny",
+            epochs=1,
+            batch_size=8,
+            seed=seed,
+            task="rhythm",
+            train_folds=(1, 2, 5, 6, 7, 10),
+            val_folds=(3, 4),
+            test_folds=(8, 9),
+        )
+        train.train_and_evaluate(config, root / f"seed{seed}", f"--seed={seed}\n")
+        workdirs.append(root / f"seed{seed}")
+    return root, workdirs
+
+
+def test_ensemble_averages_members(members):
+    root, workdirs = members
+    out = root / "ens"
+    result = ensemble.ensemble(ensemble.EnsembleConfig(tuple(map(str, workdirs)), str(out)))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert set(saved) == {"task", "classes", "val", "test", "thresholds", "test_folds", "members"}
+    assert saved["classes"] == ["AFIB", "SR"] and saved["members"] == list(map(str, workdirs))
+    assert set(saved["test"]) >= {"macro_auc", "macro_auc_ci", "f1_macro", "fmax"}
+    own = [pd.read_csv(w / "predictions_test.csv") for w in workdirs]
+    mine = pd.read_csv(out / "predictions_test.csv")
+    assert list(mine.columns) == ["ecg_id", "AFIB", "SR"]
+    assert mine["ecg_id"].tolist() == own[0]["ecg_id"].tolist() == own[1]["ecg_id"].tolist()
+    mean = (own[0].iloc[:, 1:].to_numpy() + own[1].iloc[:, 1:].to_numpy()) / 2
+    np.testing.assert_allclose(mine.iloc[:, 1:].to_numpy(), mean, atol=1e-5)
+    listed = json.loads((out / ensemble.ENSEMBLE).read_text())["members"]
+    for member, workdir in zip(listed, workdirs, strict=True):
+        metrics = json.loads((workdir / "metrics.json").read_text())
+        assert member["workdir"] == str(workdir) and member["model"] == "vgg_tiny"
+        for split in ("val", "test"):
+            assert member[f"{split}_macro_auc"] == pytest.approx(metrics[split]["macro_auc"])
+    assert (out / "roc_test.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mismatched_members_exit_1(members):
+    root, workdirs = members
+    other = root / "other_task"
+    shutil.copytree(workdirs[1], other, dirs_exist_ok=True)
+    run = json.loads((other / "run.json").read_text())
+    run["config"]["task"] = "superdiagnostic"
+    (other / "run.json").write_text(json.dumps(run))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def cli(*workdirs, output=root / "bad"):
+        dirs = ",".join(map(str, workdirs))
+        command = ["-m", "ecg_keras.ensemble", f"--workdirs={dirs}", f"--output_dir={output}"]
+        return subprocess.run(
+            [sys.executable, *command], capture_output=True, text=True, timeout=300, env=env
+        )
+
+    done = cli(workdirs[0], other)
+    assert done.returncode == 1 and done.stderr.startswith(f"error: {other}: --task=")
+    done = cli(workdirs[0], root / "nowhere")
+    assert done.returncode == 1 and f"{root / 'nowhere' / 'run.json'} not found" in done.stderr
+    done = cli(workdirs[0], workdirs[1], output=workdirs[1])
+    assert done.returncode == 1 and "error: --output_dir" in done.stderr
+    assert not (root / "bad").exists()
