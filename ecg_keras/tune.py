@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from ecg_keras import config_flags, hypermodel
+from ecg_keras import config_flags, hypermodel, manifest
 from ecg_keras.config import TrainConfig
 from ecg_keras.hypermodel import OBJECTIVE, SearchSpace
 
@@ -59,9 +59,29 @@ def is_worker() -> bool:
     )
 
 
+def _atomic_tuner_json() -> None:
+    """Makes KerasTuner write its state (oracle.json, trial.json) atomically.
+
+    KerasTuner 1.4 writes them in place through its one ``utils.save_json``: a search killed
+    mid-write left an empty trial.json, and the resumed search stopped with "Expecting value:
+    line 1 column 1 (char 0)". Its callers look the function up on the module at each call,
+    so replacing it there reroutes every write through a temporary file and a rename.
+    """
+    import json
+
+    from keras_tuner.src import utils
+
+    def save_json(path, obj):
+        manifest.write_json_atomic(path, obj)
+        return json.dumps(obj)
+
+    utils.save_json = save_json
+
+
 def make_tuner(model: hypermodel.EcgHyperModel, options: TuneOptions, epochs: int, seed: int):
     import keras_tuner as kt
 
+    _atomic_tuner_json()
     common = {
         "objective": kt.Objective(OBJECTIVE, direction="max"),
         "executions_per_trial": options.executions_per_trial,

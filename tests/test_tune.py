@@ -139,6 +139,12 @@ def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, t
     assert len(done_before) == 1
 
     result = _run(cmd)
+    if result.returncode < 0:
+        # TF 2.21 on an AVX-512 FP16 CPU: about 1 resumed search in 7 died of a native
+        # "double free or corruption" inside model.fit (SIGABRT). A search that dies resumes
+        # like one that is killed, which is what this test is about: run it once more.
+        print(result.stderr[-3000:])
+        result = _run(cmd)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Reloading Tuner" in result.stdout + result.stderr
     after = _trials(tmp_path)
@@ -203,3 +209,17 @@ def test_options_are_validated():
     space = dataclasses.replace(hypermodel.SearchSpace(), heads=("gap", "dense"))
     with pytest.raises(ValueError, match="--heads"):
         space.check(TrainConfig().features)
+
+
+def test_tuner_state_is_written_atomically(tmp_path):
+    """KerasTuner's JSON goes through a temporary file and a rename: a kill mid-write leaves
+    the old file whole (in place, it left an empty trial.json that the resume could not read)."""
+    from keras_tuner.src import utils
+
+    path = tmp_path / "trial.json"
+    path.write_text('{"old": 1}')
+    inode = path.stat().st_ino
+    tune._atomic_tuner_json()
+    assert utils.save_json(str(path), {"new": 2}) == '{"new": 2}'
+    assert json.loads(path.read_text()) == {"new": 2}
+    assert path.stat().st_ino != inode and not list(tmp_path.glob("*.tmp"))  # replaced whole
