@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.config import INPUTS, FeatureConfig, TrainConfig
 
 # Not flags: the sampling rate comes from the prepared data, the representation from the model.
 DERIVED = ("sampling_rate", "representation")
@@ -25,8 +25,13 @@ ENUMS = {
     "strategy": ["default", "mirrored", "multi_worker"],
     "head": ["gap", "flatten"],
     "select": ["best", "last"],
+    "input": list(INPUTS),
 }
 FOLD_FLAGS = ("train_folds", "val_folds", "test_folds")
+# Left out of a magnitude run's flagfile when at their defaults: its flags.cfg then stays
+# byte-identical to one written before these flags existed, which is how train (resuming) and
+# compare (reusing) recognize a run. A complex-input run writes both.
+PHASE_FLAGS = ("input", "complex_scale")
 
 
 def define_config_flags() -> None:
@@ -82,9 +87,14 @@ def flags_text(config: TrainConfig, workdir: str, header: str = "") -> str:
 
     ``python -m ecg_keras.train --flagfile=FILE`` gives back ``config`` (the sampling rate
     always comes from the prepared data, the representation from the model preset).
+    ``--input`` and ``--complex_scale`` are left out at their defaults (see PHASE_FLAGS).
     """
     values = {name: getattr(config, name) for name in TRAIN_FLAGS}
     values.update({name: getattr(config.features, name) for name in FEATURE_FLAGS})
+    if config.features.input == FeatureConfig.input:
+        for name in PHASE_FLAGS:
+            if values[name] == getattr(FeatureConfig, name):
+                del values[name]
     values["workdir"] = workdir
     lines = [
         header

@@ -31,8 +31,8 @@ def predict(model, ds, aggregate: str = "max") -> tuple[np.ndarray, np.ndarray, 
     """Runs ``model`` over a ``make_dataset(..., training=False, with_ids=True)`` dataset.
 
     Whether a batch holds windows is read off the model, not the data: the batch has one
-    axis more than the model's input (spectrogram [batch, windows, frames, bins, 12] for a
-    [batch, frames, bins, 12] model; signal [batch, windows, samples, 12] for a
+    axis more than the model's input (spectrogram [batch, windows, frames, bins, channels] for
+    a [batch, frames, bins, channels] model; signal [batch, windows, samples, 12] for a
     [batch, samples, 12] one), or exactly its rank.
 
     Returns:

@@ -6,7 +6,8 @@ with an explicit ``seed`` int32 [2], so a ``tf.data`` pipeline is reproducible e
 parallel calls.
 
 Shapes: a signal is float32 [samples, 12] or [batch, samples, 12], in mV; a spectrogram is
-float32 [frames, bins, 12] or [batch, frames, bins, 12] (leads are the channels).
+float32 [frames, bins, channels] or [batch, frames, bins, channels], channels = 12 (one per
+lead, ``input="magnitude"``) or 36 (``input="complex"``; see ``spectrogram``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ecg_keras.config import FeatureConfig
+
+NUM_LEADS = 12
+# Added to |z| (mV) before dividing by it, so that a bin with |z| = 0 (a flat lead) gives 0,
+# not NaN. A billionth of PTB-XL's 1e-3 mV step: lost in float32 rounding for any |z| > 1e-5.
+COMPLEX_EPSILON = 1e-12
 
 
 def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
@@ -29,25 +35,34 @@ def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
     return frame_length, frame_step, fft_length, num_bins
 
 
+def num_channels(config: FeatureConfig) -> int:
+    """Channels of ``spectrogram``: 12 (``input="magnitude"``) or 36 (``"complex"``)."""
+    return NUM_LEADS * (3 if config.input == "complex" else 1)
+
+
 def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int, int]:
-    """(frames, bins, 12) of ``spectrogram`` for a signal of ``num_samples`` samples."""
+    """(frames, bins, channels) of ``spectrogram`` for a signal of ``num_samples`` samples."""
     frame_length, frame_step, _, num_bins = stft_sizes(config)
     if num_samples < frame_length:
         raise ValueError(f"{num_samples} samples is shorter than one window ({frame_length})")
-    return 1 + (num_samples - frame_length) // frame_step, num_bins, 12
+    return 1 + (num_samples - frame_length) // frame_step, num_bins, num_channels(config)
 
 
 def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """Log-magnitude STFT of every lead.
+    """Log-magnitude STFT of every lead, and with ``input="complex"`` its compressed phase.
 
     Args:
       signal: float32 [samples, 12] or [batch, samples, 12], mV, at ``config.sampling_rate``.
-      config: STFT window, hop, FFT length (seconds), maximum frequency and log offset.
+      config: STFT window, hop, FFT length (seconds), maximum frequency, log offset, input.
 
     Returns:
-      float32 [frames, bins, 12] (or with the batch dimension first):
-      ``log(|STFT| / sum(window) + log_offset)``, Hann window (periodic), no padding: frame
-      ``t`` covers samples ``[t * hop, t * hop + window)``.
+      float32 [frames, bins, channels] (or with the batch dimension first), Hann window
+      (periodic), no padding: frame ``t`` covers samples ``[t * hop, t * hop + window)``. With
+      z = STFT / sum(window) (mV: a sine of amplitude A peaks at A / 2), channel ``c`` is
+      ``log(|z| + log_offset)`` of lead ``c`` for c < 12. With ``input="complex"`` channels
+      12-23 and 24-35 are ``Re`` and ``Im`` of z * log1p(|z| / complex_scale) / |z| of lead
+      ``c % 12`` (lead-major within each group of 12): a signal's sign flips them and leaves
+      channels 0-11 unchanged.
     """
     frame_length, frame_step, fft_length, num_bins = stft_sizes(config)
     signal = tf.convert_to_tensor(signal, tf.float32)
@@ -62,12 +77,20 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
         pad_end=False,
     )  # [..., 12, frames, fft_length // 2 + 1] complex64
     window_sum = tf.reduce_sum(tf.signal.hann_window(frame_length))
-    # abs before the slice: TFLite has no StridedSlice for complex tensors.
+    # abs, real and imag before the slice: TFLite has no StridedSlice for complex tensors.
     magnitude = tf.abs(stft)[..., :num_bins] / window_sum  # [..., 12, frames, bins], mV
-    log_mag = tf.math.log(magnitude + config.log_offset)
+    channels = [tf.math.log(magnitude + config.log_offset)]
+    if config.input == "complex":
+        # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
+        # constant that way inside tf.function only, and eager and graph must agree bitwise.
+        relative = magnitude * (1.0 / config.complex_scale)
+        gain = tf.math.log1p(relative) / (magnitude + COMPLEX_EPSILON)
+        for part in (tf.math.real(stft), tf.math.imag(stft)):
+            channels.append(part[..., :num_bins] / window_sum * gain)
+    stacked = tf.concat(channels, axis=-3)  # [..., channels, frames, bins], group-major
     perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
-    spec = tf.transpose(log_mag, perm)  # [..., frames, bins, 12]
-    # The converter needs static frames/bins/leads (MEASURED.md): restate them after the
+    spec = tf.transpose(stacked, perm)  # [..., frames, bins, channels]
+    # The converter needs static frames/bins/channels (MEASURED.md): restate them after the
     # transposes, keeping the batch dimension dynamic.
     if signal.shape[-2] is not None:
         static = spectrogram_shape(config, signal.shape[-2])
@@ -81,7 +104,8 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
 
 
 def normalize(spec: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
-    """``(spec - mean) / std`` with statistics float32 [bins, 12] from training folds only."""
+    """``(spec - mean) / std`` with statistics float32 [bins, channels] from training folds
+    only (float32 [] for a signal)."""
     return (spec - mean) / std
 
 
@@ -129,7 +153,7 @@ def add_noise(signal: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
 
 def _mask(spec: tf.Tensor, axis: int, max_width: int, seed: tf.Tensor) -> tf.Tensor:
     """Zeroes one random band of width [0, max_width] along ``axis`` (1 or 2) of each example
-    of ``spec`` float32 [batch, frames, bins, 12]."""
+    of ``spec`` float32 [batch, frames, bins, channels], the same band in every channel."""
     batch, size = tf.shape(spec)[0], tf.shape(spec)[axis]
     width_seed, start_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     width = tf.random.stateless_uniform([batch], width_seed, 0, max_width + 1, dtype=tf.int32)
@@ -147,8 +171,9 @@ def spec_augment(spec: tf.Tensor, config: FeatureConfig, seed: tf.Tensor) -> tf.
     """SpecAugment: ``time_masks`` time bands and ``freq_masks`` frequency bands set to 0.
 
     Args:
-      spec: normalized float32 [frames, bins, 12] or [batch, frames, bins, 12]; 0 is the
-        training mean after normalization. Each example gets its own masks.
+      spec: normalized float32 [frames, bins, channels] or [batch, frames, bins, channels]; 0
+        is the training mean after normalization. Each example gets its own masks, applied to
+        all its channels alike (a masked band hides magnitude and phase together).
       config: mask counts and widest masks (seconds, Hz).
       seed: int32/int64 [2].
     """

@@ -19,6 +19,7 @@ Hyperparameters (conditional ones are scoped to their family with ``conditional_
 | head | gap / flatten | ``--head`` |
 | dropout, learning_rate, weight_decay | ranges (the last two log-scaled) | same names |
 | window_seconds, hop_seconds | seconds | same names (``--fft_seconds`` = window) |
+| input | ``input_choices``; empty (default): not searched, the base ``--input`` | ``--input`` |
 
 Stage ``i`` (from 0) has ``base_filters * 2**i`` filters (at most 512) and ``depth``
 convolutions (VGG) or basic residual blocks (ResNet).
@@ -34,7 +35,7 @@ import time
 import keras_tuner as kt
 
 from ecg_keras import recipe, train
-from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.config import INPUTS, FeatureConfig, TrainConfig
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
 # Training flags that a trial sets: giving one of them to ``tune`` contradicts the search.
@@ -69,6 +70,9 @@ class SearchSpace:
     weight_decay_range: tuple[float, float] = (1e-3, 1e-1)
     window_choices: tuple[float, ...] = (0.32, 0.64, 0.96)
     hop_choices: tuple[float, ...] = (0.06, 0.08, 0.12)
+    # Spectrogram inputs (magnitude, complex); () keeps the base config's --input unsearched,
+    # so that a search over one input has no extra hyperparameter.
+    input_choices: tuple[str, ...] = ()
 
     def check(self, features: FeatureConfig) -> None:
         """ValueError naming the flag, unless every combination is a valid training config."""
@@ -82,6 +86,8 @@ class SearchSpace:
             raise ValueError(f"--families: unknown {sorted(unknown)}; known: vgg, resnet")
         if unknown := set(self.heads) - {"gap", "flatten"}:
             raise ValueError(f"--heads: unknown {sorted(unknown)}; known: gap, flatten")
+        if unknown := set(self.input_choices) - set(INPUTS):
+            raise ValueError(f"--input_choices: unknown {sorted(unknown)}; known: {INPUTS}")
         for name in ("num_stages", "base_filters", "stage_depths", "kernel_sizes"):
             if min(getattr(self, name)) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)}: values must be >= 1")
@@ -114,7 +120,11 @@ def declare(hp: kt.HyperParameters, space: SearchSpace) -> dict:
         base = hp.Choice(f"{family}_base_filters", list(space.base_filters))
         depth = hp.Choice(f"{family}_depth", list(space.stage_depths))
         kernel = hp.Choice(f"{family}_kernel_size", list(space.kernel_sizes))
+    searched_input = {}
+    if space.input_choices:
+        searched_input["input"] = hp.Choice("input", list(space.input_choices))
     return {
+        **searched_input,
         "model": FAMILY_PRESETS[family],
         "stages": tuple(f"{min(base * 2**i, MAX_FILTERS)}x{depth}" for i in range(stages)),
         "kernel_size": kernel,
@@ -133,6 +143,8 @@ def trial_config(base: TrainConfig, space: SearchSpace, hp, epochs: int | None =
     features = trial_features(
         base.features, values.pop("window_seconds"), values.pop("hop_seconds")
     )
+    if "input" in values:
+        features = dataclasses.replace(features, input=values.pop("input"))
     return dataclasses.replace(base, **values, features=features, epochs=epochs or base.epochs)
 
 
@@ -153,7 +165,7 @@ class EcgHyperModel(kt.HyperModel):
     def __init__(self, base: TrainConfig, manifest: dict, classes: list[str], space: SearchSpace):
         super().__init__(name="ecg_keras")
         self.base, self.manifest, self.classes, self.space = base, manifest, classes, space
-        self._stats = {}  # normalization statistics per STFT setting
+        self._stats = {}  # normalization statistics per FeatureConfig (STFT setting, input)
 
     def build(self, hp):
         import keras
@@ -165,12 +177,11 @@ class EcgHyperModel(kt.HyperModel):
     def stats(self, features: FeatureConfig):
         from ecg_keras import input_pipeline
 
-        key = (features.window_seconds, features.hop_seconds, features.fft_seconds)
-        if key not in self._stats:
-            self._stats[key] = input_pipeline.feature_stats(
+        if features not in self._stats:  # frozen dataclass: hashable
+            self._stats[features] = input_pipeline.feature_stats(
                 self.base.data_dir, self.base.train_folds, features
             )
-        return self._stats[key]
+        return self._stats[features]
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
 

@@ -76,17 +76,19 @@ def feature_stats(
     """Normalization statistics of the model input over every record of ``folds``.
 
     Call it with training folds only. Full 10 s records, no augmentation. For a spectrogram,
-    per (bin, lead) of the log spectrogram; for the signal, one mean and std over every
-    sample of every lead, like the PTB-XL benchmark's ``StandardScaler`` on the flattened
-    training set (per-lead scaling would erase the leads' relative amplitudes, which
-    diagnoses such as voltage criteria for hypertrophy compare).
+    per (bin, channel): each lead's log magnitude and, with ``config.input == "complex"``,
+    its compressed real and imaginary parts (``features.spectrogram``'s channel order); for
+    the signal, one mean and std over every sample of every lead, like the PTB-XL benchmark's
+    ``StandardScaler`` on the flattened training set (per-lead scaling would erase the leads'
+    relative amplitudes, which diagnoses such as voltage criteria for hypertrophy compare).
 
     Returns:
-      mean, std: float32 [bins, 12] (spectrogram) or float32 [] (signal).
+      mean, std: float32 [bins, channels] (spectrogram: 12 or 36 channels) or float32 []
+      (signal).
     """
     full = FeatureConfig(**{**config.__dict__, "crop_seconds": 0.0})
     ds = make_dataset(data_dir, folds, None, full, training=False, batch_size=256)
-    # [batch, frames, bins, 12] summed over (batch, frames); [batch, samples, 12] over all.
+    # [batch, frames, bins, channels] summed over (batch, frames); [batch, samples, 12] over all.
     axes = None if config.representation == "signal" else (0, 1)
     total = count = squares = 0.0
     for x, _ in ds:
@@ -129,8 +131,8 @@ def make_dataset(
       training: shuffle, random crops, gain, noise and (spectrograms) SpecAugment. Without
         it, crops become sliding windows (``window_stride_seconds``) and nothing is random.
       batch_size: global batch size (divided by ``input_context`` replicas when given).
-      stats: (mean, std) from ``feature_stats`` on training folds (float32 [bins, 12], or
-        [] for the signal); None leaves the input unnormalized.
+      stats: (mean, std) from ``feature_stats`` on training folds (float32 [bins, channels],
+        or [] for the signal); None leaves the input unnormalized.
       seed: seeds shuffling and augmentation; the same seed gives the same batches.
       cache: keep parsed signals in memory after the first epoch (small datasets).
       deterministic: keep element order fixed even with parallel reads (for tests).
@@ -145,8 +147,9 @@ def make_dataset(
 
     Returns:
       A dataset of (x, labels[, ecg_id]); labels float32 [batch, classes]. x is, for
-      ``config.representation`` "spectrogram", float32 [batch, frames, bins, 12], or
-      [batch, windows, frames, bins, 12] when evaluating with crops; for "signal", float32
+      ``config.representation`` "spectrogram", float32 [batch, frames, bins, channels], or
+      [batch, windows, frames, bins, channels] when evaluating with crops (channels 12, or 36
+      with ``config.input == "complex"``); for "signal", float32
       [batch, samples, 12], or [batch, windows, samples, 12]. Windows add exactly one axis
       after the batch, whatever the representation.
     """

@@ -11,9 +11,9 @@
 
 The ``int8`` mode runs the network itself (convolutions, pooling, mean, dense) in int8 with
 activation ranges calibrated on training records, and keeps the signal path and the head in
-float (``FLOAT_OPS``, by TFLite's selective quantization): TFLite's ``RFFT2D`` and
-``COMPLEX_ABS`` exist in float only, and letting the converter quantize the raw ECG to 8 bits
-before the STFT wrecked the log spectrogram, whose floor is 1e-3 mV (measured on
+float (``FLOAT_OPS``, by TFLite's selective quantization): TFLite's ``RFFT2D``, ``COMPLEX_ABS``,
+``REAL`` and ``IMAG`` exist in float only, and letting the converter quantize the raw ECG to 8
+bits before the STFT wrecked the log spectrogram, whose floor is 1e-3 mV (measured on
 runs/vgg_superdiagnostic: one record's probability moved by 0.79 and test macro AUC fell by
 0.011; with ``FLOAT_OPS`` the largest move was 0.04 and the AUC did not fall). The signature
 keeps float32 mV in and probabilities out, so a client feeds the same input to every artifact.
@@ -32,11 +32,13 @@ from ecg_keras import serving
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 # TFLite ops kept in float in the int8 mode: all but CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D,
 # AVERAGE_POOL_2D, MEAN and FULLY_CONNECTED. Elementwise ADD/MUL/SUB stay float too: they are
-# the normalization and input batch norm (cheap), and a ResNet's residual sums.
+# the normalization and input batch norm (cheap), and a ResNet's residual sums. REAL, IMAG and
+# DIV are the complex input's (--input=complex: z * log1p(|z| / scale) / |z|, log1p lowered to
+# LOG of ADD); quantized, its DIV failed at run time ("data[i] != zero_point": a divisor of 0).
 FLOAT_OPS = (
-    "ADD", "CAST", "CONCATENATION", "EXPAND_DIMS", "GATHER", "GREATER_EQUAL", "LOG", "LOGISTIC",
-    "MAXIMUM", "MUL", "PACK", "PAD", "REDUCE_MAX", "RESHAPE", "SPLIT_V", "SQUEEZE",
-    "STRIDED_SLICE", "SUB", "SUM", "TRANSPOSE",
+    "ADD", "CAST", "CONCATENATION", "DIV", "EXPAND_DIMS", "GATHER", "GREATER_EQUAL", "IMAG",
+    "LOG", "LOGISTIC", "MAXIMUM", "MUL", "PACK", "PAD", "REAL", "REDUCE_MAX", "RESHAPE",
+    "SPLIT_V", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TRANSPOSE",
 )  # fmt: skip
 
 

@@ -93,8 +93,9 @@ def config_from_json(obj: dict) -> TrainConfig:
 
 
 def load_run(workdir) -> tuple[TrainConfig, tuple[np.ndarray, np.ndarray]]:
-    """The config and normalization statistics of a run: mean, std float32 [bins, 12] for a
-    spectrogram model, float32 [] (one number each) for a model on the signal."""
+    """The config and normalization statistics of a run: mean, std float32 [bins, channels]
+    for a spectrogram model (channels 12, or 36 with ``--input=complex``), float32 [] (one
+    number each) for a model on the signal."""
     path = Path(workdir) / RUN
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
@@ -174,6 +175,7 @@ def _check_overrides(config: TrainConfig) -> None:
 
     The 1D presets keep the benchmark's kernels (several per model, one ``--kernel_size``
     cannot say which) and its concat-pool head; they take ``--dropout`` and ``--stages``.
+    ``--input`` chooses spectrogram channels, which a model on the raw signal has none of.
     """
     if config.features.representation != "signal":
         return
@@ -184,26 +186,33 @@ def _check_overrides(config: TrainConfig) -> None:
                 f"--{name}={getattr(config, name)} applies to spectrogram models; "
                 f"--model={config.model} takes the raw signal and keeps the benchmark's {name}"
             )
+    if config.features.input != default.features.input:
+        raise ValueError(
+            f"--input={config.features.input} applies to spectrogram models; "
+            f"--model={config.model} takes the raw signal"
+        )
 
 
 def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
-    """A spectrogram model's (frames, bins, 12) of a training crop, frames None with a pooling
-    head; a signal model's (None, 12). With None the model also takes whole 10 s records
-    (``evaluate --windows=0``, raw-ECG export)."""
+    """A spectrogram model's (frames, bins, channels) of a training crop (channels 12, or 36
+    with ``--input=complex``), frames None with a pooling head; a signal model's (None, 12).
+    With None the model also takes whole 10 s records (``evaluate --windows=0``, export)."""
     from ecg_keras import features, ptbxl
 
     if config.features.representation == "signal":
         return (None, ptbxl.NUM_LEADS)  # the 1D heads pool globally
-    frames, bins, leads = features.spectrogram_shape(config.features, config.features.input_samples)
-    return (None if config.head == "gap" else frames, bins, leads)
+    frames, bins, channels = features.spectrogram_shape(
+        config.features, config.features.input_samples
+    )
+    return (None if config.head == "gap" else frames, bins, channels)
 
 
 def build_model(config: TrainConfig, classes: list[str]):
     """``models.get(config.model, ...)`` with the config's overrides (shared with ``tune``).
 
     Returns:
-      keras.Model float32 [batch, frames, bins, 12] (spectrogram) or [batch, samples, 12]
-      (signal) -> logits float32 [batch, len(classes)].
+      keras.Model float32 [batch, frames, bins, channels] (spectrogram) or
+      [batch, samples, 12] (signal) -> logits float32 [batch, len(classes)].
     """
     from ecg_keras import models
 

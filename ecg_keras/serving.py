@@ -64,10 +64,11 @@ def make_endpoint(model, config: TrainConfig, stats, thresholds):
 
     Args:
       model: the trained keras.Model: normalized spectrogram float32
-        [batch, frames, bins, 12], or for ``config.features.representation == "signal"``
-        standardized signal float32 [batch, samples, 12] -> logits [batch, classes].
+        [batch, frames, bins, channels] (12, or 36 for ``config.features.input == "complex"``),
+        or for ``config.features.representation == "signal"`` standardized signal float32
+        [batch, samples, 12] -> logits [batch, classes].
       config: the run's TrainConfig (features, aggregate).
-      stats: (mean, std) from the run's training folds: float32 [bins, 12] for a
+      stats: (mean, std) from the run's training folds: float32 [bins, channels] for a
         spectrogram, float32 [] for the signal.
       thresholds: float [classes], per-class decision thresholds chosen on validation, as
         ``exported_thresholds`` gives them.

@@ -134,8 +134,9 @@ def top_table(rows: list[dict], n: int = 5) -> str:
     ]
     for rank, r in enumerate(done[:n], start=1):
         f = r["family"]
+        family = f"{f}, {r['input']}" if r.get("input") else f  # with --input_choices
         lines.append(
-            f"| {rank} | {r['trial_id']} | {f} | {r[f + '_num_stages']} x {r[f + '_depth']} "
+            f"| {rank} | {r['trial_id']} | {family} | {r[f + '_num_stages']} x {r[f + '_depth']} "
             f"({r[f + '_base_filters']}) | {r[f + '_kernel_size']} | {r['head']} | "
             f"{r['window_seconds']}/{r['hop_seconds']} | {r['learning_rate']:.2g} | "
             f"{r['weight_decay']:.2g} | {r['dropout']:.1f} | {r[OBJECTIVE]:.4f} | "
@@ -219,7 +220,7 @@ def space_from_flags() -> SearchSpace:
 
     values = {}
     for field in dataclasses.fields(SearchSpace):
-        kind = type(field.default[0])
+        kind = type(field.default[0]) if field.default else str  # () only for input_choices
         raw = flags.FLAGS[field.name].value
         try:
             values[field.name] = tuple(kind(v) for v in raw)
@@ -245,6 +246,11 @@ def main(argv):
             raise ValueError(
                 f"--{name}={value} is searched by the tuner (see --"
                 f"{hypermodel.SEARCHED_FLAGS[name]}): drop it, or narrow the search space"
+            )
+        if f.input_choices and f["input"].present:
+            raise ValueError(
+                f"--input={f.input} is searched by the tuner (--input_choices="
+                f"{','.join(f.input_choices)}): drop one of them"
             )
         options = TuneOptions(
             f.tuning_dir, f.project, f.tuner, f.max_trials, f.max_epochs,

@@ -90,8 +90,9 @@ def load_wfdb_record(ptbxl_dir: PathLike, ecg_id: int, task: str, sampling_rate:
 
 
 def model_input(signal: np.ndarray, config: FeatureConfig, data_dir: PathLike | None) -> np.ndarray:
-    """The full-record spectrogram float32 [frames, bins, 12] of ``signal`` float32
-    [samples, 12]; normalized with the training-fold statistics of ``data_dir`` when given."""
+    """The full-record spectrogram float32 [frames, bins, channels] of ``signal`` float32
+    [samples, 12] (channels 12, or 36 with ``config.input == "complex"``); normalized with the
+    training-fold statistics of ``data_dir`` when given."""
     spec = features.spectrogram(signal, config)
     if data_dir is not None:
         mean, std = input_pipeline.feature_stats(data_dir, TRAIN_FOLDS, config)
@@ -111,7 +112,8 @@ def render(
 
     Args:
       signal: float32 [samples, 12], mV, at ``config.sampling_rate``.
-      spec: float32 [frames, bins, 12] from ``features.spectrogram`` with ``config``.
+      spec: float32 [frames, bins, channels] from ``features.spectrogram`` with ``config``;
+        only its first 12 channels, the leads' log magnitudes, are drawn.
       config: the STFT settings, for the time and frequency axes.
       title: the figure's suptitle.
       output: the PNG path; written to a temporary name in the same folder, then renamed.
@@ -121,6 +123,7 @@ def render(
       The path of the PNG.
     """
     _, hop, fft_length, bins = features.stft_sizes(config)
+    spec = spec[..., : ptbxl.NUM_LEADS]  # a complex input's log magnitudes (its first 12)
     fs = config.sampling_rate
     seconds = np.arange(signal.shape[0]) / fs
     frames = (np.arange(spec.shape[0]) * hop + config.samples(config.window_seconds) / 2) / fs

@@ -1,4 +1,5 @@
-"""ecg_keras.features: the spectrogram against scipy, shapes, eager == tf.data, augmentation."""
+"""ecg_keras.features: the spectrogram (magnitude and complex input) against scipy, shapes,
+eager == tf.data, augmentation."""
 
 import dataclasses
 
@@ -27,6 +28,62 @@ def _scipy_reference(signal, config):
     return np.log(np.abs(z[:, :num_bins]) + config.log_offset).transpose(2, 1, 0)
 
 
+def _scipy_complex_reference(signal, config):
+    """The complex input with scipy: log |z|, then Re and Im of z * log1p(|z| / scale) / |z|
+    (0 where |z| = 0), z the STFT scaled to mV, each group lead-major: [frames, bins, 36]."""
+    frame_length, frame_step, fft_length, num_bins = features.stft_sizes(config)
+    _, _, z = scipy.signal.stft(
+        signal.T.astype(np.float64),
+        window="hann",
+        nperseg=frame_length,
+        noverlap=frame_length - frame_step,
+        nfft=fft_length,
+        boundary=None,
+        padded=False,
+        detrend=False,
+    )
+    z = z[:, :num_bins]  # [12, bins, frames]
+    magnitude = np.abs(z)
+    gain = np.log1p(magnitude / config.complex_scale) / np.where(magnitude > 0, magnitude, 1)
+    groups = [np.log(magnitude + config.log_offset), z.real * gain, z.imag * gain]
+    return np.concatenate(groups, axis=0).transpose(2, 1, 0)
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_complex_spectrogram_matches_scipy(rate):
+    config = FeatureConfig(sampling_rate=rate, input="complex")
+    signal = np.random.default_rng(rate).normal(0, 0.3, (rate * 10, 12)).astype(np.float32)
+    ours = features.spectrogram(signal, config).numpy()
+    assert ours.shape == (118, 26, 36) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, _scipy_complex_reference(signal, config), atol=1e-4)
+    # The first 12 channels are the magnitude input itself.
+    magnitude = features.spectrogram(signal, dataclasses.replace(config, input="magnitude"))
+    np.testing.assert_allclose(ours[..., :12], magnitude.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_complex_channels_compress_the_magnitude_and_keep_the_sign(rate):
+    config = FeatureConfig(sampling_rate=rate, input="complex")
+    bin_hz = rate / features.stft_sizes(config)[2]
+    t = np.arange(rate * 10) / rate
+    amplitudes = np.linspace(0.02, 2.0, 12)  # 0.01 to 1 mV at the peak: both sides of the scale
+    signal = (np.sin(2 * np.pi * 8 * bin_hz * t)[:, None] * amplitudes).astype(np.float32)
+    spec = features.spectrogram(signal, config).numpy()
+    # |compressed z| = log1p(|z| / complex_scale), and |z| = A / 2 at the sine's bin.
+    length = np.hypot(spec[:, 8, 12:24], spec[:, 8, 24:])  # [frames, 12]
+    expected = np.log1p(amplitudes / 2 / config.complex_scale)
+    np.testing.assert_allclose(length, np.broadcast_to(expected, length.shape), rtol=1e-3)
+    # A signal's sign flips the real and imaginary parts and leaves the magnitudes alone:
+    # what the magnitude input cannot see (QRS polarity).
+    flipped = features.spectrogram(-signal, config).numpy()
+    np.testing.assert_array_equal(flipped[..., :12], spec[..., :12])
+    np.testing.assert_array_equal(flipped[..., 12:], -spec[..., 12:])
+    assert np.abs(spec[..., 12:]).max() > 1  # not trivially zero
+    # A flat lead: |z| = 0 gives 0, not NaN.
+    flat = features.spectrogram(np.zeros_like(signal), config).numpy()
+    assert np.isfinite(flat).all() and not flat[..., 12:].any()
+
+
 @pytest.mark.parametrize("rate", [100, 500])
 def test_spectrogram_matches_scipy(rate):
     config = FeatureConfig(sampling_rate=rate)
@@ -42,6 +99,11 @@ def test_documented_shapes(rate):
     assert features.spectrogram_shape(config, int(rate * 2.5)) == (24, 26, 12)
     batch = features.spectrogram(tf.zeros([3, rate * 10, 12]), config)
     assert batch.shape == (3, 118, 26, 12) and batch.dtype == tf.float32
+    complex_input = dataclasses.replace(config, input="complex")
+    assert features.spectrogram_shape(complex_input, rate * 10) == (118, 26, 36)
+    assert features.spectrogram_shape(complex_input, int(rate * 2.5)) == (24, 26, 36)
+    windows = features.spectrogram(tf.zeros([2, 7, int(rate * 2.5), 12]), complex_input)
+    assert windows.shape == (2, 7, 24, 26, 36) and windows.dtype == tf.float32
 
 
 @pytest.mark.parametrize("rate", [100, 500])
@@ -58,8 +120,9 @@ def test_sine_peaks_in_its_bin_in_every_lead(rate):
     np.testing.assert_allclose(np.exp(spec[:, 8]).mean(0), amplitudes / 2 + 1e-3, rtol=1e-3)
 
 
-def test_eager_and_tf_data_agree():
-    config = FeatureConfig()
+@pytest.mark.parametrize("input_", ["magnitude", "complex"])
+def test_eager_and_tf_data_agree(input_):
+    config = FeatureConfig(input=input_)
     signals = np.random.default_rng(1).normal(0, 0.3, (4, 1000, 12)).astype(np.float32)
     seed = tf.constant([3, 4], tf.int64)
 
@@ -110,6 +173,9 @@ def test_spec_augment_masks_bands_and_follows_the_seed():
     assert len({tuple(row) for row in (out[:, :, :, 0] == 0).reshape(16, -1)}) > 1
     single = features.spec_augment(spec[0], config, tf.constant([1, 2]))
     assert single.shape == (24, 33, 12)
+    # The complex input's 36 channels: one band masks magnitude and phase alike.
+    wide = features.spec_augment(tf.ones([16, 24, 26, 36]), config, tf.constant([1, 2])).numpy()
+    assert (wide == 0).any() and (wide == wide[..., :1]).all()
 
 
 def test_sliding_windows_and_normalize():
@@ -129,6 +195,8 @@ def test_sliding_windows_and_normalize():
         ({"crop_seconds": 12.0}, "crop_seconds"),
         ({"sampling_rate": 250}, "sampling_rate"),
         ({"hop_seconds": 0.0}, "hop_seconds"),
+        ({"input": "phase"}, "--input=phase: must be one of magnitude, complex"),
+        ({"complex_scale": 0.0}, "--complex_scale"),
     ],
 )
 def test_config_rejects_bad_values(change, message):

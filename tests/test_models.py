@@ -1,6 +1,8 @@
 """ecg_keras.models: presets, layer names, argument checks, the raw-ECG model, and learning
 (the spectrogram 2D CNNs; the 1D CNNs on the raw signal are in test_models_1d.py)."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -124,6 +126,7 @@ def test_unknown_frames_with_gap_head():
         (build_resnet, {"block": "dense"}, r"block must be one of .*got 'dense'"),
         (build_vgg, {"input_shape": (24, 33)}, r"input_shape .* got \(24, 33\)"),
         (build_resnet, {"input_shape": (24, 33, 3)}, r"input_shape .* got \(24, 33, 3\)"),
+        (build_vgg, {"input_shape": (24, 33, 13)}, r"multiple of 12 .* got \(24, 33, 13\)"),
         (build_vgg, {"num_classes": 0}, r"num_classes must be an integer >= 1, got 0"),
         (build_resnet, {"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
         (build_vgg, {"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
@@ -144,19 +147,21 @@ def test_unknown_preset_lists_the_known_ones():
         models.get("vgg13", CROP, NUM_CLASSES)
 
 
-def _statistics(num_bins, seed=0):
+def _statistics(num_bins, seed=0, channels=12):
     rng = np.random.default_rng(seed)
-    mean = rng.normal(-3, 1, (num_bins, 12)).astype(np.float32)
-    return mean, rng.uniform(0.5, 2, (num_bins, 12)).astype(np.float32)
+    mean = rng.normal(-3, 1, (num_bins, channels)).astype(np.float32)
+    return mean, rng.uniform(0.5, 2, (num_bins, channels)).astype(np.float32)
 
 
 # Keras 3.15's .keras writer calls np.array() on every variable, which numpy 2.4 warns about.
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-def test_raw_model_matches_features_and_round_trips(tmp_path):
-    config = FeatureConfig()
-    shape = features.spectrogram_shape(config, config.input_samples)  # (24, 26, 12)
+@pytest.mark.parametrize("input_, channels", [("magnitude", 12), ("complex", 36)])
+def test_raw_model_matches_features_and_round_trips(tmp_path, input_, channels):
+    config = FeatureConfig(input=input_)
+    shape = features.spectrogram_shape(config, config.input_samples)  # (24, 26, channels)
+    assert shape == (24, 26, channels)
     spectrogram_model = models.get("resnet_tiny", shape, NUM_CLASSES)
-    mean, std = _statistics(shape[1])
+    mean, std = _statistics(shape[1], channels=channels)
     raw = models.build_raw_model(spectrogram_model, config, mean, std)
     assert raw.input_shape == (None, config.input_samples, 12)
     assert raw.output_shape == (None, NUM_CLASSES)
@@ -169,7 +174,8 @@ def test_raw_model_matches_features_and_round_trips(tmp_path):
     raw.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(np.asarray(loaded(ecg)), logits)
-    assert loaded.get_layer("stft").feature_config == config
+    stft = loaded.get_layer("stft")
+    assert stft.feature_config == config and tuple(stft.mean.shape) == (26, channels)
 
 
 def test_raw_model_rejects_mismatches():
@@ -184,6 +190,13 @@ def test_raw_model_rejects_mismatches():
         models.build_raw_model(crop_model, config, mean[:25], std)
     with pytest.raises(ValueError, match=r"std must be > 0"):
         models.build_raw_model(crop_model, config, mean, 0 * std)
+    # A magnitude network cannot take the complex input's 36 channels, nor its statistics.
+    complex_input = dataclasses.replace(config, input="complex")
+    with pytest.raises(ValueError, match=r"takes \(None, 26, 12\).*\(24, 26, 36\)"):
+        models.build_raw_model(models.get("vgg_tiny", (None, 26, 12), 5), complex_input, 0, 1)
+    complex_model = models.get("vgg_tiny", (None, 26, 36), NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"mean must broadcast to .*\[26, 36\].*\(26, 12\)"):
+        models.build_raw_model(complex_model, complex_input, mean, 1)
 
 
 def test_vgg_tiny_learns_frequency_bands():

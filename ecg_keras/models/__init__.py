@@ -21,6 +21,9 @@ does not depend on the number of frames; multiply-adds per example at 24 / 118 f
 | resnet_small | resnet | (32,2) (64,2) (128,2) (256,2), stem 32 | 2,803,765 | 118M / 587M |
 | resnet_tiny | resnet | (4,1) (8,1) (16,1), stem 4 | 5,669 | 1M / 5M |
 
+With the complex input (``--input=complex``: 36 channels, not 12) only the first convolution
+and ``input_bn`` grow: vgg_small 1,186,069 parameters, resnet_small 2,810,773.
+
 The 1D presets (5 classes; concat max + average pooling, so any number of samples; MACs at
 250 / 1000 samples). Parameter counts include BatchNorm's moving mean and variance, which
 PyTorch does not count (resnet1d_wang: 473,349 trainable, the benchmark's figure):
@@ -101,8 +104,9 @@ def get(name, input_shape, num_classes, **overrides) -> keras.Model:
 
     Args:
       name: a key of ``PRESETS``; also the model's name unless ``overrides`` has ``name``.
-      input_shape: (frames, bins, 12), e.g. ``features.spectrogram_shape(config, samples)``,
-        for a spectrogram preset; (samples, 12), samples may be None, for a signal preset.
+      input_shape: (frames, bins, channels), e.g. ``features.spectrogram_shape(config,
+        samples)`` (12 channels, or 36 for the complex input), for a spectrogram preset;
+        (samples, 12), samples may be None, for a signal preset.
       num_classes: number of logits.
       **overrides: builder keyword arguments that replace the preset's (``dropout=0.3``,
         ``head="flatten"``, ``stages=...``); see the family's builder in ``FAMILIES``. New
@@ -110,7 +114,7 @@ def get(name, input_shape, num_classes, **overrides) -> keras.Model:
         first stage.
 
     Returns:
-      keras.Model: float32 [batch, frames, bins, 12] or [batch, samples, 12] -> logits
+      keras.Model: float32 [batch, frames, bins, channels] or [batch, samples, 12] -> logits
       float32 [batch, num_classes].
 
     Raises:

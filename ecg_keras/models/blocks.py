@@ -5,9 +5,10 @@ name from it, as in Keras Applications (``keras/src/applications/vgg16.py``, ``r
 ``block2_conv1`` in VGG, ``stage2_block1_1_conv`` / ``stage2_block1_add`` in ResNet. Stable
 names let code find layers (``model.get_layer("logits")``) and load weights by name.
 
-Shapes: ``x`` is float32 [batch, frames, bins, channels], channels last (the 12 leads at the
-input). Every convolution and pooling uses "same" padding, so a stride or pool of 2 maps a
-size ``n`` to ``ceil(n / 2)`` and never to 0, even on the 24 x 33 frames of a 2.5 s crop.
+Shapes: ``x`` is float32 [batch, frames, bins, channels], channels last (at the input 12:
+one per lead, or 36 for the complex spectrogram, ``features.num_channels``). Every convolution
+and pooling uses "same" padding, so a stride or pool of 2 maps a size ``n`` to ``ceil(n / 2)``
+and never to 0, even on the 24 x 33 frames of a 2.5 s crop.
 """
 
 from __future__ import annotations
@@ -208,12 +209,13 @@ def check_builder_args(
     if (
         shape is None
         or len(shape) != 3
-        or shape[2] != NUM_LEADS
         or not all(d is None or is_positive_int(d) for d in shape)
+        or shape[2] is None
+        or shape[2] % NUM_LEADS  # 12 leads x 1 (magnitude) or 3 (complex) channels each
     ):
         raise ValueError(
-            f"input_shape must be (frames, bins, {NUM_LEADS}) with positive sizes, "
-            f"got {input_shape!r}"
+            f"input_shape must be (frames, bins, channels) with positive sizes and channels a "
+            f"multiple of {NUM_LEADS} (leads), got {input_shape!r}"
         )
     if not is_positive_int(num_classes):
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")

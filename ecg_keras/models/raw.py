@@ -9,6 +9,7 @@ statistics as non-trainable weights (and ``SpectrogramLayer`` its FeatureConfig 
 config), so ``model.save("m.keras")`` + ``keras.models.load_model`` round-trips.
 
     raw = build_raw_model(spectrogram_model, FeatureConfig(), mean, std)  # mean, std [26, 12]
+    # FeatureConfig(input="complex"): mean, std [26, 36], the network takes 36 channels
     logits = raw(ecg)  # ecg float32 [batch, 250, 12] mV -> [batch, num_classes]
     raw = build_raw_model(signal_model, signal_config, mean, std)  # mean, std float32 []
 """
@@ -25,15 +26,14 @@ from ecg_keras.config import FeatureConfig
 from ecg_keras.models.blocks import NUM_LEADS
 
 
-def _statistic(value, name, num_bins):
-    """``value`` broadcast to float32 [num_bins, 12], or ValueError."""
+def _statistic(value, name, shape):
+    """``value`` broadcast to float32 ``shape`` = [bins, channels], or ValueError."""
     array = np.asarray(value, np.float32)
     try:
-        return np.broadcast_to(array, (num_bins, NUM_LEADS)).copy()
+        return np.broadcast_to(array, shape).copy()
     except ValueError:
         raise ValueError(
-            f"{name} must broadcast to [bins, leads] = [{num_bins}, {NUM_LEADS}], "
-            f"got shape {array.shape}"
+            f"{name} must broadcast to [bins, channels] = {list(shape)}, got shape {array.shape}"
         ) from None
 
 
@@ -42,12 +42,13 @@ class SpectrogramLayer(keras.layers.Layer):
     """Raw ECG -> normalized log-STFT: ``normalize(spectrogram(x, config), mean, std)``.
 
     Args:
-      feature_config: FeatureConfig (or its fields as a dict); its STFT settings are used.
-      mean, std: training statistics broadcastable to float32 [bins, 12]; None leaves 0 and 1
-        (what ``from_config`` does before ``load_model`` restores the saved weights).
+      feature_config: FeatureConfig (or its fields as a dict); its STFT settings and ``input``
+        are used: channels = 12 (magnitude) or 36 (complex), ``features.num_channels``.
+      mean, std: training statistics broadcastable to float32 [bins, channels]; None leaves 0
+        and 1 (what ``from_config`` does before ``load_model`` restores the saved weights).
 
     Call:
-      float32 [batch, samples, 12] mV -> float32 [batch, frames, bins, 12].
+      float32 [batch, samples, 12] mV -> float32 [batch, frames, bins, channels].
     """
 
     def __init__(self, feature_config, mean=None, std=None, **kwargs):
@@ -56,13 +57,15 @@ class SpectrogramLayer(keras.layers.Layer):
             feature_config = FeatureConfig(**feature_config)
         self.feature_config = feature_config
         self.num_bins = features.stft_sizes(feature_config)[3]
-        self._initial_mean = None if mean is None else _statistic(mean, "mean", self.num_bins)
-        self._initial_std = None if std is None else _statistic(std, "std", self.num_bins)
+        self.num_channels = features.num_channels(feature_config)
+        shape = (self.num_bins, self.num_channels)
+        self._initial_mean = None if mean is None else _statistic(mean, "mean", shape)
+        self._initial_std = None if std is None else _statistic(std, "std", shape)
         if self._initial_std is not None and not (self._initial_std > 0).all():
             raise ValueError(f"std must be > 0 everywhere, got min {self._initial_std.min()}")
 
     def build(self, input_shape):
-        shape = (self.num_bins, NUM_LEADS)
+        shape = (self.num_bins, self.num_channels)
         self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
         self.std = self.add_weight(shape=shape, initializer="ones", trainable=False, name="std")
         if self._initial_mean is not None:
@@ -71,13 +74,13 @@ class SpectrogramLayer(keras.layers.Layer):
             self.std.assign(self._initial_std)
 
     def call(self, signal):
-        spec = features.spectrogram(signal, self.feature_config)  # [batch, frames, bins, 12]
+        spec = features.spectrogram(signal, self.feature_config)  # [batch, frames, bins, ch]
         return features.normalize(spec, self.mean.value, self.std.value)
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-2]
         if samples is None:
-            return (input_shape[0], None, self.num_bins, NUM_LEADS)
+            return (input_shape[0], None, self.num_bins, self.num_channels)
         return (input_shape[0], *features.spectrogram_shape(self.feature_config, samples))
 
     def get_config(self):
@@ -135,11 +138,11 @@ def build_raw_model(model, feature_config, mean, std, num_samples=None):
 
     Args:
       model: keras.Model from ``ecg_keras.models.get``: spectrogram float32
-        [batch, frames, bins, 12] or standardized signal float32 [batch, samples, 12] ->
+        [batch, frames, bins, channels] or standardized signal float32 [batch, samples, 12] ->
         logits [batch, num_classes].
       feature_config: FeatureConfig of the training inputs; its ``representation`` says which.
-      mean, std: training statistics: float32 broadcastable to [bins, 12] for a spectrogram,
-        scalars for a signal.
+      mean, std: training statistics: float32 broadcastable to [bins, channels] for a
+        spectrogram, scalars for a signal.
       num_samples: fixed signal length; default ``feature_config.input_samples``.
 
     Returns:
@@ -178,10 +181,12 @@ def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, nu
     """Wraps a spectrogram model into a model on the raw ECG.
 
     Args:
-      spectrogram_model: keras.Model float32 [batch, frames, bins, 12] -> logits
+      spectrogram_model: keras.Model float32 [batch, frames, bins, channels] -> logits
         [batch, num_classes], e.g. from ``ecg_keras.models.get``.
-      feature_config: FeatureConfig the spectrograms were computed with in training.
-      mean, std: training statistics of the spectrogram, float32 broadcastable to [bins, 12].
+      feature_config: FeatureConfig the spectrograms were computed with in training (its
+        ``input`` sets channels: 12 or 36).
+      mean, std: training statistics of the spectrogram, float32 broadcastable to
+        [bins, channels].
       num_samples: fixed signal length; default ``feature_config.input_samples`` (one crop,
         or 10 s when crops are off).
 
@@ -191,10 +196,10 @@ def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, nu
 
     Raises:
       ValueError: the model's input shape does not match the spectrogram of ``num_samples``
-        samples, or mean/std do not fit [bins, 12], or std <= 0.
+        samples, or mean/std do not fit [bins, channels], or std <= 0.
     """
     num_samples = num_samples or feature_config.input_samples
-    expected = features.spectrogram_shape(feature_config, num_samples)  # (frames, bins, 12)
+    expected = features.spectrogram_shape(feature_config, num_samples)  # (frames, bins, ch)
     got = tuple(spectrogram_model.input_shape[1:])
     if len(got) != 3 or any(g is not None and g != e for g, e in zip(got, expected, strict=True)):
         raise ValueError(
@@ -202,6 +207,6 @@ def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, nu
             f"{expected} with this feature_config"
         )
     ecg = keras.Input((num_samples, NUM_LEADS), name="ecg")  # [batch, samples, 12]
-    spec = SpectrogramLayer(feature_config, mean, std, name="stft")(ecg)  # [b, frames, bins, 12]
+    spec = SpectrogramLayer(feature_config, mean, std, name="stft")(ecg)  # [b, frames, bins, ch]
     logits = spectrogram_model(spec)  # [batch, num_classes]
     return keras.Model(ecg, logits, name=f"{spectrogram_model.name}_raw")

@@ -42,8 +42,8 @@ def build_resnet(
     """Builds a ResNet-style spectrogram classifier that outputs logits.
 
     Args:
-      input_shape: (frames, bins, 12), e.g. (24, 33, 12) or (118, 33, 12). Frames and bins may
-        be None with the "gap" head.
+      input_shape: (frames, bins, channels), e.g. (24, 33, 12) or (118, 33, 12); 36 channels
+        for the complex spectrogram. Frames and bins may be None with the "gap" head.
       num_classes: number of outputs (labels of a multi-label task).
       stages: sequence of (filters, num_blocks); stage ``i`` (from 1) holds blocks
         ``stage{i}_block{j}``. Bottleneck blocks output 4 * filters channels.
@@ -56,11 +56,11 @@ def build_resnet(
       dropout: rate before the logits, in [0, 1).
       head: "gap" (global average pooling) or "flatten" (Flatten, Dense(dense_units), ReLU).
       dense_units: hidden width of the "flatten" head.
-      input_norm: a BatchNormalization ``input_bn`` on the input (per-lead scale and shift).
+      input_norm: a BatchNormalization ``input_bn`` on the input (per-channel scale and shift).
       name: the model's name.
 
     Returns:
-      keras.Model: float32 [batch, frames, bins, 12] -> logits float32 [batch, num_classes]
+      keras.Model: float32 [batch, frames, bins, channels] -> logits float32 [batch, num_classes]
       (no activation: train with ``from_logits=True``).
 
     Raises:
@@ -83,7 +83,7 @@ def build_resnet(
     blocks.check_kernel_size("stem_kernel", stem_kernel)
     block_fn = BLOCKS[block]
 
-    inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, 12]
+    inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, channels]
     x = layers.BatchNormalization(name="input_bn")(inputs) if input_norm else inputs
     if preact:  # each v2 block starts with its own BN-ReLU
         x = blocks.conv(x, stem_filters, stem_kernel, "stem_conv")

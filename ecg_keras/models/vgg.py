@@ -35,22 +35,22 @@ def build_vgg(
     """Builds a VGG-style spectrogram classifier that outputs logits.
 
     Args:
-      input_shape: (frames, bins, 12), e.g. (24, 33, 12) for a 2.5 s crop or (118, 33, 12)
-        for 10 s (see ``features.spectrogram_shape``). Frames and bins may be None with the
-        "gap" head.
+      input_shape: (frames, bins, channels), e.g. (24, 33, 12) for a 2.5 s crop or
+        (118, 33, 12) for 10 s (see ``features.spectrogram_shape``; 36 channels for the complex
+        spectrogram). Frames and bins may be None with the "gap" head.
       num_classes: number of outputs (labels of a multi-label task).
       stages: sequence of (filters, num_convs); stage ``i`` (from 1) is named ``block{i}``.
       kernel_size: of every convolution, int or (frames, bins).
       dropout: rate before the logits, in [0, 1).
       head: "gap" (global average pooling) or "flatten" (Flatten, Dense(dense_units), ReLU).
       dense_units: hidden width of the "flatten" head.
-      input_norm: a BatchNormalization ``input_bn`` on the input, which learns a per-lead
+      input_norm: a BatchNormalization ``input_bn`` on the input, which learns a per-channel
         scale and shift of the (already mean/std normalized) spectrogram.
       block_dropout: rate after each stage's pool, in [0, 1); 0 adds no layer.
       name: the model's name.
 
     Returns:
-      keras.Model: float32 [batch, frames, bins, 12] -> logits float32 [batch, num_classes]
+      keras.Model: float32 [batch, frames, bins, channels] -> logits float32 [batch, num_classes]
       (no activation: train with ``from_logits=True``).
 
     Raises:
@@ -68,7 +68,7 @@ def build_vgg(
     )
     blocks.check_rate("block_dropout", block_dropout)
 
-    inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, 12]
+    inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, channels]
     x = layers.BatchNormalization(name="input_bn")(inputs) if input_norm else inputs
     for i, (filters, num_convs) in enumerate(stages, start=1):
         x = blocks.vgg_block(
