@@ -139,10 +139,14 @@ def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, t
     assert len(done_before) == 1
 
     result = _run(cmd)
-    if result.returncode < 0:
-        # TF 2.21 on an AVX-512 FP16 CPU: about 1 resumed search in 7 died of a native
-        # "double free or corruption" inside model.fit (SIGABRT). A search that dies resumes
-        # like one that is killed, which is what this test is about: run it once more.
+    for _ in range(2):
+        if result.returncode >= 0:
+            break
+        # TF 2.21 on this AVX-512 FP16 CPU: some resumed searches died natively inside
+        # model.fit ("double free or corruption", SIGABRT; once SIGSEGV), 1 in 7 alone and
+        # more often under load; 5 resumes of one saved killed project, run alone, all
+        # passed. A search that dies resumes like one that is killed, which is what this test
+        # is about: run it again.
         print(result.stderr[-3000:])
         result = _run(cmd)
     assert result.returncode == 0, result.stderr[-3000:]
