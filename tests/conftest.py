@@ -148,6 +148,21 @@ def exported(trained_run, tmp_path_factory):
     return result, root / "saved_models" / "ecg" / str(result["version"]), workdir
 
 
+def tiny_benchmark_split_tfrecords(root: Path) -> Path:
+    """50 tiny records prepared into ``root/tfr``, folds rewritten to ``(ecg_id - 1) // 5 + 1``:
+    every fold then holds one record of each code set, so that the benchmark split (1-8 / 9 /
+    10) has positives and negatives of every superclass (``make_tiny_ptbxl``'s own folds put
+    each code set in two folds only)."""
+    from ecg_keras import prepare
+
+    make_tiny_ptbxl(root / "ptbxl", num_records=50)
+    database = pd.read_csv(root / "ptbxl" / ptbxl.DATABASE_CSV)
+    database["strat_fold"] = (database["ecg_id"] - 1) // 5 + 1
+    database.to_csv(root / "ptbxl" / ptbxl.DATABASE_CSV, index=False)
+    prepare.prepare(prepare.PrepareConfig(str(root / "ptbxl"), str(root / "tfr"), num_workers=1))
+    return root / "tfr"
+
+
 @pytest.fixture(scope="session")
 def tiny_signal_run(tmp_path_factory):
     """``resnet1d_tiny`` (a 1D model on the raw signal) trained 6 epochs with ``--select=last``
@@ -158,17 +173,12 @@ def tiny_signal_run(tmp_path_factory):
     negatives of every superclass in validation and test (``make_tiny_ptbxl``'s own folds put
     each code set in two folds only). Returns (workdir, metrics.json content).
     """
-    from ecg_keras import config_flags, prepare, train
+    from ecg_keras import config_flags, train
     from ecg_keras.config import TrainConfig
 
     root = tmp_path_factory.mktemp("signal")
-    make_tiny_ptbxl(root / "ptbxl", num_records=50)
-    database = pd.read_csv(root / "ptbxl" / ptbxl.DATABASE_CSV)
-    database["strat_fold"] = (database["ecg_id"] - 1) // 5 + 1
-    database.to_csv(root / "ptbxl" / ptbxl.DATABASE_CSV, index=False)
-    prepare.prepare(prepare.PrepareConfig(str(root / "ptbxl"), str(root / "tfr"), num_workers=1))
     config = TrainConfig(
-        data_dir=str(root / "tfr"),
+        data_dir=str(tiny_benchmark_split_tfrecords(root)),
         model="resnet1d_tiny",
         epochs=6,
         batch_size=8,

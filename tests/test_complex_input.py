@@ -8,14 +8,13 @@ from pathlib import Path
 
 import keras_tuner as kt
 import numpy as np
-import pandas as pd
 import pytest
 from absl import flags
 
-from ecg_keras import config_flags, export, hypermodel, prepare, ptbxl, recipe, serving, train, tune
+from ecg_keras import config_flags, export, hypermodel, recipe, serving, train, tune
 from ecg_keras.config import FeatureConfig, TrainConfig
 
-from conftest import make_tiny_ptbxl
+from conftest import tiny_benchmark_split_tfrecords
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
@@ -30,13 +29,8 @@ def complex_run(tmp_path_factory):
     positives and negatives of every superclass. Returns (workdir, metrics.json content).
     """
     root = tmp_path_factory.mktemp("complex")
-    make_tiny_ptbxl(root / "ptbxl", num_records=50)
-    database = pd.read_csv(root / "ptbxl" / ptbxl.DATABASE_CSV)
-    database["strat_fold"] = (database["ecg_id"] - 1) // 5 + 1
-    database.to_csv(root / "ptbxl" / ptbxl.DATABASE_CSV, index=False)
-    prepare.prepare(prepare.PrepareConfig(str(root / "ptbxl"), str(root / "tfr"), num_workers=1))
     config = TrainConfig(
-        data_dir=str(root / "tfr"),
+        data_dir=str(tiny_benchmark_split_tfrecords(root)),
         model="vgg_tiny",
         epochs=6,
         batch_size=8,

@@ -194,6 +194,21 @@ def is_positive_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
+def check_stages(stages, unit: str) -> tuple[tuple[int, int], ...]:
+    """``stages`` as a tuple of (filters, ``unit``) pairs of positive ints, or ValueError."""
+    pairs = ()
+    if isinstance(stages, (tuple, list)):
+        pairs = tuple(tuple(s) if isinstance(s, (tuple, list)) else s for s in stages)
+    if not pairs or not all(
+        isinstance(s, tuple) and len(s) == 2 and all(map(is_positive_int, s)) for s in pairs
+    ):
+        raise ValueError(
+            f"stages must be a non-empty sequence of (filters, {unit}) pairs of positive "
+            f"integers, got {stages!r}"
+        )
+    return pairs
+
+
 def check_builder_args(
     input_shape, num_classes, stages, kernel_size, dropout, head, dense_units, *, stage_unit
 ):
@@ -219,16 +234,7 @@ def check_builder_args(
         )
     if not is_positive_int(num_classes):
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    pairs = ()
-    if isinstance(stages, (tuple, list)):
-        pairs = tuple(tuple(s) if isinstance(s, (tuple, list)) else s for s in stages)
-    if not pairs or not all(
-        isinstance(s, tuple) and len(s) == 2 and all(map(is_positive_int, s)) for s in pairs
-    ):
-        raise ValueError(
-            f"stages must be a non-empty sequence of (filters, {stage_unit}) pairs of positive "
-            f"integers, got {stages!r}"
-        )
+    pairs = check_stages(stages, stage_unit)
     check_kernel_size("kernel_size", kernel_size)
     check_rate("dropout", dropout)
     if head not in HEADS:

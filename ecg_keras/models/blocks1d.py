@@ -136,21 +136,6 @@ def check_args(input_shape, num_classes, dropout, head_units) -> tuple:
     return shape
 
 
-def check_stages(stages, unit: str) -> tuple[tuple[int, int], ...]:
-    """``stages`` as a tuple of (filters, ``unit``) pairs of positive ints, or ValueError."""
-    pairs = ()
-    if isinstance(stages, (tuple, list)):
-        pairs = tuple(tuple(s) if isinstance(s, (tuple, list)) else s for s in stages)
-    if not pairs or not all(
-        isinstance(s, tuple) and len(s) == 2 and all(map(is_positive_int, s)) for s in pairs
-    ):
-        raise ValueError(
-            f"stages must be a non-empty sequence of (filters, {unit}) pairs of positive "
-            f"integers, got {stages!r}"
-        )
-    return pairs
-
-
 def check_odd_kernels(name, sizes) -> tuple[int, ...]:
     """``sizes`` (an int or a sequence) as a tuple of odd ints >= 1, or ValueError: an even
     kernel has no centre, so PyTorch's symmetric padding would shift it by half a sample."""

@@ -20,7 +20,7 @@ import keras
 from keras import layers
 
 from ecg_keras.models import blocks1d
-from ecg_keras.models.blocks import is_positive_int
+from ecg_keras.models.blocks import check_stages, is_positive_int
 
 # (nb_filters, depth): one "stage", so that ``--stages=FILTERSxDEPTH`` can override it.
 INCEPTION_STAGES = ((32, 6),)
@@ -84,7 +84,7 @@ def build_inception1d(
       ValueError: on a bad argument, with the value received.
     """
     input_shape = blocks1d.check_args(input_shape, num_classes, dropout, head_units)
-    pairs = blocks1d.check_stages(stages, "depth")
+    pairs = check_stages(stages, "depth")
     if len(pairs) != 1:
         raise ValueError(f"stages must be one (filters, depth) pair, got {stages!r}")
     (filters, depth) = pairs[0]

@@ -19,7 +19,7 @@ import keras
 from keras import layers
 
 from ecg_keras.models import blocks1d
-from ecg_keras.models.blocks import is_positive_int
+from ecg_keras.models.blocks import check_stages, is_positive_int
 
 # (filters, basic blocks) per stage: the benchmark's [1, 1, 1] with fix_feature_dim (128 each).
 WANG_STAGES = ((128, 1), (128, 1), (128, 1))
@@ -82,7 +82,7 @@ def build_resnet1d(
       ValueError: on a bad argument, with the value received.
     """
     input_shape = blocks1d.check_args(input_shape, num_classes, dropout, head_units)
-    stages = blocks1d.check_stages(stages, "num_blocks")
+    stages = check_stages(stages, "num_blocks")
     if not is_positive_int(stem_filters):
         raise ValueError(f"stem_filters must be an integer >= 1, got {stem_filters!r}")
     blocks1d.check_odd_kernels("stem_kernel", stem_kernel)

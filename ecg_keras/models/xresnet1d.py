@@ -30,7 +30,7 @@ import keras
 from keras import layers
 
 from ecg_keras.models import blocks1d
-from ecg_keras.models.blocks import is_positive_int
+from ecg_keras.models.blocks import check_stages, is_positive_int
 
 # (width, blocks) per stage: xresnet1d101's [3, 4, 23, 3] at the benchmark's width of 64.
 XRESNET101_STAGES = ((64, 3), (64, 4), (64, 23), (64, 3))
@@ -114,7 +114,7 @@ def build_xresnet1d(
       ValueError: on a bad argument, with the value received.
     """
     input_shape = blocks1d.check_args(input_shape, num_classes, dropout, head_units)
-    stages = blocks1d.check_stages(stages, "num_blocks")
+    stages = check_stages(stages, "num_blocks")
     if expansion not in (1, 4):
         raise ValueError(f"expansion must be 1 or 4, got {expansion!r}")
     stem_filters = tuple(stem_filters) if isinstance(stem_filters, (tuple, list)) else ()
