@@ -190,3 +190,23 @@ def tiny_signal_run(tmp_path_factory):
     workdir = root / "run"
     text = config_flags.flags_text(config, str(workdir))
     return workdir, train.train_and_evaluate(config, workdir, flags_text=text)
+
+
+@pytest.fixture
+def parsed_flags():
+    """The tune flags (a superset of train's) defined once per process; yields a parser of
+    flag lines into the global ``absl.flags.FLAGS``, cleared afterwards."""
+    from absl import flags
+
+    from ecg_keras import tune
+
+    if "input_choices" not in flags.FLAGS:
+        tune.define_flags()
+
+    def parse(*args):
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["tune", *args])
+        return flags.FLAGS
+
+    yield parse
+    flags.FLAGS.unparse_flags()

@@ -9,7 +9,6 @@ from pathlib import Path
 import keras_tuner as kt
 import numpy as np
 import pytest
-from absl import flags
 
 from ecg_keras import config_flags, export, hypermodel, recipe, serving, train, tune
 from ecg_keras.config import FeatureConfig, TrainConfig
@@ -93,21 +92,6 @@ def test_signal_model_refuses_the_complex_input(tmp_path):
     )
     with pytest.raises(ValueError, match="--input=complex applies to spectrogram models"):
         recipe.prepare_data(config)  # before it looks for the data
-
-
-@pytest.fixture
-def parsed_flags():
-    """The tune flags (a superset of train's) defined once in this process; yields a parser."""
-    if "input_choices" not in flags.FLAGS:
-        tune.define_flags()
-
-    def parse(*args):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["tune", *args])
-        return flags.FLAGS
-
-    yield parse
-    flags.FLAGS.unparse_flags()
 
 
 def test_config_file_is_the_vgg_config_with_complex_input(parsed_flags):

@@ -12,8 +12,9 @@ from ecg_keras import features
 from ecg_keras.config import FeatureConfig
 
 
-def _scipy_reference(signal, config):
-    """The same transform with scipy: Hann window, no padding, scaled by 1/sum(window)."""
+def _scipy_stft(signal, config):
+    """scipy's STFT of [samples, 12]: Hann window, no padding, scaled by 1/sum(window)
+    ("spectrum" scaling); complex [12, bins, frames], bins up to ``max_frequency_hz``."""
     frame_length, frame_step, fft_length, num_bins = features.stft_sizes(config)
     _, _, z = scipy.signal.stft(
         signal.T,
@@ -24,25 +25,19 @@ def _scipy_reference(signal, config):
         boundary=None,
         padded=False,
         detrend=False,
-    )  # [12, fft_length // 2 + 1, frames], scaled by 1/sum(window) ("spectrum" scaling)
-    return np.log(np.abs(z[:, :num_bins]) + config.log_offset).transpose(2, 1, 0)
+    )
+    return z[:, :num_bins]
+
+
+def _scipy_reference(signal, config):
+    """The same transform with scipy: log |STFT| + offset, [frames, bins, 12]."""
+    return np.log(np.abs(_scipy_stft(signal, config)) + config.log_offset).transpose(2, 1, 0)
 
 
 def _scipy_complex_reference(signal, config):
     """The complex input with scipy: log |z|, then Re and Im of z * log1p(|z| / scale) / |z|
     (0 where |z| = 0), z the STFT scaled to mV, each group lead-major: [frames, bins, 36]."""
-    frame_length, frame_step, fft_length, num_bins = features.stft_sizes(config)
-    _, _, z = scipy.signal.stft(
-        signal.T.astype(np.float64),
-        window="hann",
-        nperseg=frame_length,
-        noverlap=frame_length - frame_step,
-        nfft=fft_length,
-        boundary=None,
-        padded=False,
-        detrend=False,
-    )
-    z = z[:, :num_bins]  # [12, bins, frames]
+    z = _scipy_stft(signal.astype(np.float64), config)  # [12, bins, frames]
     magnitude = np.abs(z)
     gain = np.log1p(magnitude / config.complex_scale) / np.where(magnitude > 0, magnitude, 1)
     groups = [np.log(magnitude + config.log_offset), z.real * gain, z.imag * gain]

@@ -12,7 +12,6 @@ import time
 import keras_tuner as kt
 import pandas as pd
 import pytest
-from absl import flags
 
 from ecg_keras import config_flags, hypermodel, tune
 from ecg_keras.config import TrainConfig
@@ -50,21 +49,6 @@ def _run(cmd, env=None):
 
 def _trials(tuning_dir):
     return pd.read_csv(tuning_dir / "p" / tune.TRIALS_CSV)
-
-
-@pytest.fixture(scope="module")
-def parsed_flags():
-    """The tune flags defined once in this process; yields a parser of flagfile lines."""
-    if "window_choices" not in flags.FLAGS:
-        tune.define_flags()
-
-    def parse(*args):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["tune", *args])
-        return flags.FLAGS
-
-    yield parse
-    flags.FLAGS.unparse_flags()
 
 
 def test_best_flags_text_is_the_trial_config(parsed_flags, tmp_path):
