@@ -10,6 +10,7 @@ import dataclasses
 
 REPRESENTATIONS = ("spectrogram", "signal")
 INPUTS = ("magnitude", "complex")
+HEADS = ("gap", "concat", "flatten")  # see ecg_keras.models.blocks.head
 SELECTIONS = ("best", "last")
 
 

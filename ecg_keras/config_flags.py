@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ecg_keras.config import INPUTS, FeatureConfig, TrainConfig
+from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
 
 # Not flags: the sampling rate comes from the prepared data, the representation from the model.
 DERIVED = ("sampling_rate", "representation")
@@ -23,7 +23,7 @@ ENUMS = {
     "schedule": ["onecycle", "cosine"],
     "aggregate": ["max", "mean"],
     "strategy": ["default", "mirrored", "multi_worker"],
-    "head": ["gap", "flatten"],
+    "head": list(HEADS),
     "select": ["best", "last"],
     "input": list(INPUTS),
 }

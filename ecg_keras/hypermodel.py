@@ -35,7 +35,7 @@ import time
 import keras_tuner as kt
 
 from ecg_keras import recipe, train
-from ecg_keras.config import INPUTS, FeatureConfig, TrainConfig
+from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
 # Training flags that a trial sets: giving one of them to ``tune`` contradicts the search.
@@ -84,8 +84,8 @@ class SearchSpace:
                 raise ValueError(f"--{name} is empty: give at least one value")
         if unknown := set(self.families) - set(FAMILY_PRESETS):
             raise ValueError(f"--families: unknown {sorted(unknown)}; known: vgg, resnet")
-        if unknown := set(self.heads) - {"gap", "flatten"}:
-            raise ValueError(f"--heads: unknown {sorted(unknown)}; known: gap, flatten")
+        if unknown := set(self.heads) - set(HEADS):
+            raise ValueError(f"--heads: unknown {sorted(unknown)}; known: {', '.join(HEADS)}")
         if unknown := set(self.input_choices) - set(INPUTS):
             raise ValueError(f"--input_choices: unknown {sorted(unknown)}; known: {INPUTS}")
         for name in ("num_stages", "base_filters", "stage_depths", "kernel_sizes"):

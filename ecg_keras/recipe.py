@@ -204,7 +204,8 @@ def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
     frames, bins, channels = features.spectrogram_shape(
         config.features, config.features.input_samples
     )
-    return (None if config.head == "gap" else frames, bins, channels)
+    # Pooling heads take any number of frames (e.g. a whole 10 s record); "flatten" does not.
+    return (frames if config.head == "flatten" else None, bins, channels)
 
 
 def build_model(config: TrainConfig, classes: list[str]):

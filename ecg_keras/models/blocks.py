@@ -17,7 +17,8 @@ import numbers
 
 from keras import layers
 
-HEADS = ("gap", "flatten")
+from ecg_keras.config import HEADS
+
 NUM_LEADS = 12
 BOTTLENECK_EXPANSION = 4  # a bottleneck block outputs 4 * filters channels, as in ResNet-50
 # He initialization suits ReLU networks (He et al. 2015); Keras' default Glorot assumes
@@ -164,7 +165,9 @@ def head(x, num_classes, head, dropout, dense_units, name):
     Args:
       x: float32 [batch, frames, bins, channels].
       num_classes: outputs.
-      head: "gap" (global average pooling ``{name}_gap``) or "flatten" (``{name}_flatten``,
+      head: "gap" (global average pooling ``{name}_gap``), "concat" (global max and average
+        pooling concatenated, ``{name}_concat``: the PTB-XL benchmark's 1D head, which keeps
+        a short strong pattern that averaging dilutes) or "flatten" (``{name}_flatten``,
         Dense(dense_units) ``{name}_dense``, ReLU ``{name}_relu``).
       dropout: rate before the logits (``{name}_dropout``); 0 adds no layer.
       dense_units: width of the hidden Dense of the "flatten" head; unused by "gap".
@@ -177,6 +180,12 @@ def head(x, num_classes, head, dropout, dense_units, name):
     """
     if head == "gap":
         x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)  # [batch, channels]
+    elif head == "concat":
+        pooled = [
+            layers.GlobalMaxPooling2D(name=f"{name}_gmp")(x),
+            layers.GlobalAveragePooling2D(name=f"{name}_gap")(x),
+        ]
+        x = layers.Concatenate(name=f"{name}_concat")(pooled)  # [batch, 2 * channels]
     elif head == "flatten":
         x = layers.Flatten(name=f"{name}_flatten")(x)  # [batch, frames * bins * channels]
         x = layers.Dense(dense_units, kernel_initializer=CONV_INITIALIZER, name=f"{name}_dense")(x)
@@ -218,7 +227,7 @@ def check_builder_args(
       stage_unit: what the second number of a stage counts, for the message ("num_convs").
 
     Returns:
-      (input_shape, stages) as tuples of ints (frames and bins may be None with the "gap" head).
+      (input_shape, stages) as tuples of ints (frames and bins may be None with a pooling head).
     """
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if (

@@ -43,7 +43,7 @@ def build_resnet(
 
     Args:
       input_shape: (frames, bins, channels), e.g. (24, 33, 12) or (118, 33, 12); 36 channels
-        for the complex spectrogram. Frames and bins may be None with the "gap" head.
+        for the complex spectrogram. Frames and bins may be None with a pooling head.
       num_classes: number of outputs (labels of a multi-label task).
       stages: sequence of (filters, num_blocks); stage ``i`` (from 1) holds blocks
         ``stage{i}_block{j}``. Bottleneck blocks output 4 * filters channels.
@@ -54,7 +54,8 @@ def build_resnet(
       stem_filters, stem_kernel: the stride-1 stem convolution.
       kernel_size: of the blocks' spatial convolutions.
       dropout: rate before the logits, in [0, 1).
-      head: "gap" (global average pooling) or "flatten" (Flatten, Dense(dense_units), ReLU).
+      head: "gap" (global average pooling), "concat" (global max and average pooling) or
+        "flatten" (Flatten, Dense(dense_units), ReLU); see ``blocks.head``.
       dense_units: hidden width of the "flatten" head.
       input_norm: a BatchNormalization ``input_bn`` on the input (per-channel scale and shift).
       name: the model's name.

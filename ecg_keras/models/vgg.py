@@ -37,12 +37,13 @@ def build_vgg(
     Args:
       input_shape: (frames, bins, channels), e.g. (24, 33, 12) for a 2.5 s crop or
         (118, 33, 12) for 10 s (see ``features.spectrogram_shape``; 36 channels for the complex
-        spectrogram). Frames and bins may be None with the "gap" head.
+        spectrogram). Frames and bins may be None with a pooling head.
       num_classes: number of outputs (labels of a multi-label task).
       stages: sequence of (filters, num_convs); stage ``i`` (from 1) is named ``block{i}``.
       kernel_size: of every convolution, int or (frames, bins).
       dropout: rate before the logits, in [0, 1).
-      head: "gap" (global average pooling) or "flatten" (Flatten, Dense(dense_units), ReLU).
+      head: "gap" (global average pooling), "concat" (global max and average pooling) or
+        "flatten" (Flatten, Dense(dense_units), ReLU); see ``blocks.head``.
       dense_units: hidden width of the "flatten" head.
       input_norm: a BatchNormalization ``input_bn`` on the input, which learns a per-channel
         scale and shift of the (already mean/std normalized) spectrogram.
