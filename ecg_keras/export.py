@@ -14,12 +14,16 @@ hidden temporary folder, checked (``export_check``), then renamed into place, so
 never sees a half-written or failing version. A failing check exits with code 1 and leaves the
 artifacts in ``OUTPUT_DIR/.failed-VERSION/`` for inspection. Takes about a minute for
 ``vgg_small`` on 2 cores.
+
+``--workdir`` may also be an ensemble's output (``python -m ecg_keras.ensemble``): one set of
+artifacts whose signature runs every member and averages their probabilities, with the
+ensemble's thresholds, checked against the mean of the members' own predictions
+(``export_source``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -81,29 +85,6 @@ def _progress(start: float, message: str) -> None:
     print(f"[export {time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def _load_run(config: ExportConfig):
-    """(TrainConfig, stats, classes, thresholds, model path, workdir) of the run to export."""
-    from ecg_keras import recipe
-
-    model = Path(config.model) if config.model else Path(config.workdir) / recipe.MODEL
-    workdir = Path(config.workdir) if config.workdir else model.parent
-    if not model.is_file():
-        raise FileNotFoundError(f"{model} not found (--model / --workdir)")
-    run_config, stats = recipe.load_run(workdir)
-    if config.data_dir:
-        run_config = dataclasses.replace(run_config, data_dir=config.data_dir)
-    metrics_path = workdir / "metrics.json"
-    run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    if "thresholds" not in run_metrics:
-        raise FileNotFoundError(
-            f"{metrics_path} has no thresholds: run `python -m ecg_keras.evaluate "
-            f"--workdir={workdir}` first"
-        )
-    classes = run_metrics["classes"]
-    thresholds = serving.exported_thresholds(run_metrics["thresholds"])
-    return run_config, stats, classes, thresholds, model, workdir, run_metrics
-
-
 def export(config: ExportConfig) -> dict:
     """Writes, checks and publishes one version. Returns the export.json content.
 
@@ -111,16 +92,13 @@ def export(config: ExportConfig) -> dict:
       ValueError / FileNotFoundError: bad flags, a missing run, an existing --version.
       export_check.CheckError: an artifact failed its check (nothing is published).
     """
-    import keras
-
-    from ecg_keras import losses  # noqa: F401  registers the loss that model.keras may name
+    from ecg_keras import export_source
 
     start = time.perf_counter()
-    run_config, stats, classes, thresholds, model_path, workdir, run_metrics = _load_run(config)
+    source = export_source.load(config.workdir, config.model, config.data_dir)
+    run_config = source.config
     output_dir = Path(config.output_dir)
     version = resolve_version(output_dir, config.version)
-    network = keras.models.load_model(model_path, compile=False)
-    endpoint, raw_model = serving.make_endpoint(network, run_config, stats, thresholds)
 
     folds = tuple(run_config.test_folds)
     _progress(start, f"reading the check records (folds {list(folds)}) and calibration records")
@@ -134,16 +112,10 @@ def export(config: ExportConfig) -> dict:
     tmp = output_dir / f".export-{version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        source = {
-            "workdir": str(workdir),
-            "model": str(model_path),
-            "model_sha256": manifest.sha256_file(model_path),
-            "test_macro_auc": run_metrics.get("test", {}).get("macro_auc"),
-        }
-        meta = serving.metadata(run_config, classes, thresholds, source)
+        meta = serving.metadata(run_config, source.classes, source.thresholds, source.info)
         meta.update(name=output_dir.name, version=version)
         _progress(start, f"writing the SavedModel to {output_dir / str(version)}")
-        serving.write_saved_model(tmp, endpoint, raw_model, run_config)
+        serving.write_saved_model(tmp, source.endpoint, run_config)
         runtime.metadata_path(tmp).parent.mkdir()
         manifest.write_json_atomic(runtime.metadata_path(tmp), meta)
         serving.write_warmup(
@@ -158,18 +130,9 @@ def export(config: ExportConfig) -> dict:
             (tflite_dir / f"{mode}.tflite").write_bytes(lite.convert(tmp, mode, calibration))
 
         result = export_check.check_artifacts(
-            tmp,
-            model_path,
-            config.tflite,
-            endpoint,
-            network,
-            run_config,
-            stats,
-            thresholds,
-            records,
-            progress=lambda message: _progress(start, message),
+            tmp, source, config.tflite, records, lambda message: _progress(start, message)
         )
-        result.update(name=output_dir.name, version=version, source=source)
+        result.update(name=output_dir.name, version=version, source=source.info)
         manifest.write_json_atomic(tmp / EXPORT_JSON, result)
         if not result["passed"]:
             failed = output_dir / f".failed-{version}"

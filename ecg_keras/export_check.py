@@ -165,26 +165,15 @@ def check_model(
     return result
 
 
-def check_artifacts(
-    folder,
-    model_path,
-    modes,
-    endpoint,
-    network,
-    run_config,
-    stats,
-    thresholds,
-    records: Records,
-    progress=print,
-) -> dict:
+def check_artifacts(folder, source, modes, records: Records, progress=print) -> dict:
     """Runs ``check_model`` on every artifact of an export on the same ``records``.
 
     Args:
       folder: the version folder (SavedModel, ``tflite/MODE.tflite`` for each of ``modes``).
-      model_path: the .keras file the endpoint runs (only its size and name are recorded).
-      endpoint: ``serving.make_endpoint``'s function, run eagerly as the Keras artifact.
-      network, run_config, stats: the run, for ``evaluate``'s own predictions.
-      thresholds: float [classes], the exported decision thresholds.
+      source: the ``export_source.Source`` exported: its endpoint is run eagerly as the Keras
+        artifact, its ``truth`` (``evaluate``'s predictions) is the reference of that, its
+        thresholds are what every ``labels`` output must agree with.
+      records: the check records (the run's test folds).
       progress: called with one line per step.
 
     Returns:
@@ -194,7 +183,8 @@ def check_artifacts(
     from ecg_keras import runtime
 
     progress(f"checking every artifact on {len(records.ecg_ids)} test records")
-    truth = evaluate_probabilities(network, run_config, stats, records)
+    endpoint, model_path, thresholds = source.endpoint, source.model_path, source.thresholds
+    truth = source.truth(records)
     float_auc = float(metrics.macro_auc(records.labels, truth))
     keras_out = [endpoint(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)]
     outputs = {
@@ -242,7 +232,7 @@ def check_artifacts(
         )
     return {
         "passed": all(a["check"]["passed"] for a in artifacts),
-        "check_records": {"folds": list(run_config.test_folds), "count": len(records.ecg_ids)},
+        "check_records": {"folds": list(source.config.test_folds), "count": len(records.ecg_ids)},
         "float_macro_auc": float_auc,
         "artifacts": artifacts,
     }

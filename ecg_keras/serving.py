@@ -105,19 +105,44 @@ def make_endpoint(model, config: TrainConfig, stats, thresholds):
     return endpoint, raw_model
 
 
-def write_saved_model(path, endpoint, raw_model, config: TrainConfig) -> None:
+def average_endpoints(endpoints, thresholds):
+    """One endpoint that runs every member endpoint on the same ECG and averages them.
+
+    Args:
+      endpoints: ``make_endpoint`` functions whose models share the input length and the
+        evaluation windows (``export_source`` checks it).
+      thresholds: float32 [classes], the ensemble's own (chosen on its averaged validation
+        probabilities).
+
+    Returns:
+      endpoint(ecg) -> the dict of ``OUTPUTS``, each the members' mean (labels from the mean).
+    """
+    thresholds = tf.constant(np.asarray(thresholds, np.float32))
+
+    def endpoint(ecg):
+        outputs = [e(ecg) for e in endpoints]
+        mean = {
+            k: tf.add_n([o[k] for o in outputs]) / len(outputs)
+            for k in ("probabilities", "window_probabilities")
+        }
+        mean["labels"] = tf.cast(mean["probabilities"] >= thresholds, tf.int32)
+        return mean
+
+    return endpoint
+
+
+def write_saved_model(path, endpoint, config: TrainConfig) -> None:
     """Writes a SavedModel whose ``serving_default`` signature is ``endpoint`` on ``ecg``
     float32 [None, record_samples, 12].
 
     ``keras.export.ExportArchive`` rather than a ``tf.Module``: only the former converts to
-    TFLite with its variables resolved (shared/MEASURED.md). ``raw_model`` is deliberately not
+    TFLite with its variables resolved (shared/MEASURED.md). The models are deliberately not
     ``track()``-ed: the endpoint's trace captures its variables, and tracking them as well
     stores every weight twice (keras-team/keras#23553: 9.4 MB of variables instead of 4.7 MB
     for vgg_small).
     """
     import keras
 
-    del raw_model  # see above
     samples = Windows.of(config).record_samples
     archive = keras.export.ExportArchive()
     spec = tf.TensorSpec([None, samples, ptbxl.NUM_LEADS], tf.float32, name=INPUT)

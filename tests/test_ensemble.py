@@ -89,3 +89,51 @@ def test_mismatched_members_exit_1(members):
     done = cli(workdirs[0], workdirs[1], output=workdirs[1])
     assert done.returncode == 1 and "error: --output_dir" in done.stderr
     assert not (root / "bad").exists()
+
+
+def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
+    from ecg_keras import export, export_check, export_source, runtime
+
+    root, workdirs = members
+    ens = root / "ens_export"
+    ensemble.ensemble(ensemble.EnsembleConfig(tuple(map(str, workdirs)), str(ens)))
+    saved = root / "saved_ens"
+    result = export.export(
+        export.ExportConfig(output_dir=str(saved), workdir=str(ens), tflite=("float32",))
+    )
+    assert result["passed"] and [a["name"] for a in result["artifacts"]] == [
+        "keras", "saved_model", "tflite_float32"
+    ]  # fmt: skip
+    meta = json.loads(runtime.metadata_path(saved / "1").read_text())
+    assert [m["workdir"] for m in meta["source"]["members"]] == list(map(str, workdirs))
+    thresholds = json.loads((ens / "metrics.json").read_text())["thresholds"]
+    np.testing.assert_allclose(meta["thresholds"], thresholds, atol=1e-3)  # float16-exact
+    # The published model's probabilities are the mean of what each member alone would serve.
+    member_config = export_source.load(str(workdirs[0])).config
+    records = export_check.load_records(member_config, member_config.test_folds)
+    alone = [export_source.load(str(w)).endpoint(records.signals) for w in workdirs]
+    mean = (alone[0]["probabilities"].numpy() + alone[1]["probabilities"].numpy()) / 2
+    for path in (saved / "1", saved / "1" / "tflite" / "float32.tflite"):
+        served = runtime.load(path)(records.signals)
+        np.testing.assert_allclose(served["probabilities"], mean, atol=1e-4)
+        assert served["window_probabilities"].shape[1] == alone[0]["window_probabilities"].shape[1]
+        expected = (served["probabilities"] >= np.float32(meta["thresholds"])).astype(np.int32)
+        np.testing.assert_array_equal(served["labels"], expected)
+
+
+def test_ensemble_export_refuses_members_cut_into_other_windows(members):
+    from ecg_keras import export_source
+
+    root, workdirs = members
+    other = root / "other_windows"
+    shutil.copytree(workdirs[1], other, dirs_exist_ok=True)
+    run = json.loads((other / "run.json").read_text())
+    run["config"]["features"]["crop_seconds"] = 0.0  # whole records, one window
+    (other / "run.json").write_text(json.dumps(run))
+    ens = root / "ens_windows"
+    ens.mkdir()
+    shutil.copy(workdirs[0] / "metrics.json", ens / "metrics.json")
+    members_json = {"members": [{"workdir": str(workdirs[0])}, {"workdir": str(other)}]}
+    (ens / ensemble.ENSEMBLE).write_text(json.dumps(members_json))
+    with pytest.raises(ValueError, match=f"{other}: its windows"):
+        export_source.load(str(ens))
