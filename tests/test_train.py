@@ -234,6 +234,14 @@ def test_mixed_precision_class_weighting_and_class_subset(tiny_ptbxl, tmp_path):
     assert "--mixed_precision=True" in (workdir / "flags.cfg").read_text()
     history = pd.read_csv(workdir / "history.csv")
     assert np.isfinite(history["loss"]).all()
+    # The network really ran in float16 (the policy reached the layers), with float32 logits.
+    import keras
+
+    model = keras.models.load_model(workdir / "model.keras", compile=False)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.dtype_policy.name == "mixed_float16" for layer in convs)
+    assert all(layer.compute_dtype == "float16" for layer in convs)
+    assert model.get_layer("logits").compute_dtype == "float32"
 
 
 def test_signal_model_trains_and_keeps_the_last_epoch(tiny_signal_run):
