@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecg_keras import config_flags, recipe
+from ecg_keras import cli_errors, config_flags, recipe
 from ecg_keras.config import TrainConfig
 
 # Settings every config must share for a paired comparison on the same test records.
@@ -260,12 +260,9 @@ def options_from_flags(flagfiles: list[str]) -> CompareOptions:
 
 def main(argv, flagfiles=()):
     del argv
-    try:
+    with cli_errors.exit_on(ValueError, FileNotFoundError, RunError):
         options = options_from_flags(list(flagfiles))
         result = compare(options)
-    except (ValueError, FileNotFoundError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     reused = len(result["runs"]) - result["trained"]
     print(f"{result['trained']} runs trained, {reused} reused")
     print(f"summary: {Path(options.output_dir) / 'summary.md'}")

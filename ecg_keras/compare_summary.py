@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_keras import evaluate, metrics, paired, plots
+from ecg_keras import atomic, evaluate, metrics, paired, plots
 
 RUNS_CSV, SUMMARY_CSV, PAIRS_CSV = "runs.csv", "summary.csv", "pairs.csv"
 SUMMARY_MD, PLOT = "summary.md", "comparison.png"
@@ -218,4 +218,4 @@ def write(summary: dict, runs, options) -> None:
         for name, group in frame.groupby("config", sort=False)
     }
     plots.comparison(scores, summary["differences"], out / PLOT, title="macro AUC per seed")
-    paired.write_text_atomic(out / SUMMARY_MD, markdown(summary, options))
+    atomic.write_text(out / SUMMARY_MD, markdown(summary, options))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import sys
 import threading
 import time
 import urllib.error
@@ -23,6 +22,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ecg_keras import cli_errors
 from ecg_keras.manifest import sha256_file
 
 DEFAULT_BASE_URL = "https://physionet.org/files/ptb-xl/{version}/"
@@ -256,11 +256,8 @@ def main(argv):
     del argv
     f = flags.FLAGS
     names = ("version", "sampling_rate", "max_ecg_id", "base_url", "num_threads")
-    try:
+    with cli_errors.exit_on(DownloadError, ValueError):
         summary = download(f.output_dir, **{name: f[name].value for name in names})
-    except (DownloadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     print(
         f"{summary['files']} files in {summary['output_dir']}: {summary['downloaded']} "
         f"downloaded ({summary['bytes'] / 1e6:.1f} MB), {summary['skipped']} already verified, "

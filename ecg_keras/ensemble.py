@@ -15,12 +15,11 @@ and ``ensemble.json`` (each member's workdir, model, seed and own validation/tes
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import manifest as manifest_lib
+from ecg_keras import atomic, cli_errors
 
 ENSEMBLE = "ensemble.json"
 SHARED = ("task", "train_folds", "val_folds", "test_folds")
@@ -153,7 +152,7 @@ def ensemble(config: EnsembleConfig) -> dict:
         }
         for m, p in zip(members, predictions, strict=True)
     ]
-    manifest_lib.write_json_atomic(
+    atomic.write_json(
         out / ENSEMBLE,
         {
             "members": own,
@@ -169,7 +168,7 @@ def ensemble(config: EnsembleConfig) -> dict:
         title=f"ensemble of {len(members)}, test folds {list(first.test_folds)}: "
         f"macro AUC {result['test']['macro_auc']:.3f}",
     )
-    manifest_lib.write_json_atomic(out / evaluate.METRICS, result)
+    atomic.write_json(out / evaluate.METRICS, result)
     return result
 
 
@@ -186,12 +185,9 @@ def main(argv):
     from absl import flags
 
     del argv
-    try:
+    with cli_errors.exit_on():
         config = EnsembleConfig(tuple(flags.FLAGS.workdirs), flags.FLAGS.output_dir)
         result = ensemble(config)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     test = result["test"]
     print(
         f"{flags.FLAGS.output_dir}: ensemble of {len(result['members'])}: validation macro AUC "

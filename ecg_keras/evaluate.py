@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import manifest as manifest_lib
-from ecg_keras import metrics
+from ecg_keras import atomic, cli_errors, metrics
 
 METRICS = "metrics.json"
 # What training records about itself in metrics.json; evaluate_run keeps them.
@@ -88,9 +85,8 @@ def write_predictions(path, ids, probs, classes) -> None:
 
     frame = pd.DataFrame(probs, columns=list(classes))
     frame.insert(0, "ecg_id", ids)
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6f")
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
 
 
 def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=None) -> dict:
@@ -143,7 +139,7 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     if previous.is_file():  # keep what training recorded about itself
         old = json.loads(previous.read_text())
         result.update({k: old[k] for k in TRAINING_KEYS if k in old})
-    manifest_lib.write_json_atomic(previous, result)
+    atomic.write_json(previous, result)
     return result
 
 
@@ -163,7 +159,7 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
-    try:
+    with cli_errors.exit_on():
         windows = None
         if f.windows is not None:
             windows = tuple(float(v) for v in f.windows) + (0.0,) * (2 - len(f.windows))
@@ -174,9 +170,6 @@ def main(argv):
             windows,
             f.aggregate,
         )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     test = result["test"]
     print(
         f"test macro AUC {test['macro_auc']:.4f} (90% CI {test['macro_auc_ci'][0]:.4f}-"

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from ecg_keras import export_check, lite, manifest, runtime, serving
+from ecg_keras import atomic, cli_errors, export_check, lite, runtime, serving
 
 EXPORT_JSON = "export.json"
 
@@ -117,13 +117,13 @@ def export(config: ExportConfig) -> dict:
         _progress(start, f"writing the SavedModel to {output_dir / str(version)}")
         serving.write_saved_model(tmp, source.endpoint, run_config)
         runtime.metadata_path(tmp).parent.mkdir()
-        manifest.write_json_atomic(runtime.metadata_path(tmp), meta)
+        atomic.write_json(runtime.metadata_path(tmp), meta)
         serving.write_warmup(
             tmp / runtime.ASSETS_EXTRA / serving.WARMUP, output_dir.name, meta["input_samples"]
         )
         tflite_dir = tmp / "tflite"
         tflite_dir.mkdir()
-        manifest.write_json_atomic(tflite_dir / serving.METADATA, meta)
+        atomic.write_json(tflite_dir / serving.METADATA, meta)
         for mode in config.tflite:
             note = f", calibrated on {len(calibration)} training records" if mode == "int8" else ""
             _progress(start, f"converting to TFLite {mode}{note}")
@@ -133,7 +133,7 @@ def export(config: ExportConfig) -> dict:
             tmp, source, config.tflite, records, lambda message: _progress(start, message)
         )
         result.update(name=output_dir.name, version=version, source=source.info)
-        manifest.write_json_atomic(tmp / EXPORT_JSON, result)
+        atomic.write_json(tmp / EXPORT_JSON, result)
         if not result["passed"]:
             failed = output_dir / f".failed-{version}"
             shutil.rmtree(failed, ignore_errors=True)
@@ -179,7 +179,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every file at INFO
     f = flags.FLAGS
-    try:
+    with cli_errors.exit_on(ValueError, FileNotFoundError, export_check.CheckError):
         config = ExportConfig(
             output_dir=f.output_dir,
             workdir=f.workdir,
@@ -190,9 +190,6 @@ def main(argv):
             calibration_records=f.calibration_records,
         )
         result = export(config)
-    except (ValueError, FileNotFoundError, export_check.CheckError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     for artifact in result["artifacts"]:
         check = artifact["check"]
         print(

@@ -22,14 +22,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def write_json_atomic(path: str | os.PathLike, obj: dict) -> None:
-    """Writes JSON to ``path.tmp`` then renames it, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def load(data_dir: str | os.PathLike) -> dict:
     """Reads ``DATA_DIR/manifest.json``.
 

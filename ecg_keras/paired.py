@@ -12,11 +12,12 @@ position, so runs whose datasets list records in another order (another ``--data
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ecg_keras import atomic
 
 
 def read_predictions(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -117,17 +118,7 @@ def labelled_records(config, folds) -> tuple[np.ndarray, np.ndarray]:
     return ids[order], labels[order]
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Writes ``text`` to ``path.tmp`` then renames it, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_csv_atomic(path, frame) -> None:
     """A pandas DataFrame as CSV (no index, 6 decimals), written atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6f")
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")

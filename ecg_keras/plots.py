@@ -11,13 +11,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+from ecg_keras import atomic
+
 
 def _save(fig: Figure, output: str | os.PathLike) -> Path:
     """Saves through a temporary name, so a PNG under its final name is always whole."""
     output = Path(output)
-    tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.png")
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    os.replace(tmp, output)
+    with atomic.replacing(output) as tmp:
+        FigureCanvasAgg(fig).print_png(str(tmp))
     return output
 
 

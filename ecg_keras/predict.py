@@ -28,14 +28,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import sys
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import ptbxl
+from ecg_keras import atomic, cli_errors, ptbxl
 
 # One evaluation window (2.5 s, as in training crops): shorter records hold too few beats.
 MIN_SECONDS = 2.5
@@ -199,19 +198,14 @@ def line_writer(output: Path | None, classes):
     if output is None:
         yield lambda line: print(json.dumps(line), flush=True)
         return
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            if output.suffix.lower() == ".csv":
-                columns = ["record", "ecg_id", *classes, "labels", "notes", "error"]
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                yield lambda line: writer.writerow(output_row(line, classes))
-            else:
-                yield lambda line: f.write(json.dumps(output_row(line, classes)) + "\n")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic.replacing(output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        if output.suffix.lower() == ".csv":
+            columns = ["record", "ecg_id", *classes, "labels", "notes", "error"]
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            yield lambda line: writer.writerow(output_row(line, classes))
+        else:
+            yield lambda line: f.write(json.dumps(output_row(line, classes)) + "\n")
 
 
 def predict_all(predictor, records: list[tuple[str, dict]], write) -> int:
@@ -267,7 +261,7 @@ def main(argv):
     except ValueError:
         print(f"error: --ecg_ids={','.join(f.ecg_ids)}: must be integers", file=sys.stderr)
         sys.exit(1)
-    try:
+    with cli_errors.exit_on():
         if not f.record and not f.record_dir and not ecg_ids:
             raise ValueError(
                 "nothing to predict: pass --record=PATH, --record_dir=DIR, or --ptbxl_dir and "
@@ -279,9 +273,6 @@ def main(argv):
         paths = [*f.record, *(p for folder in f.record_dir for p in dir_records(folder))]
         predictor = runtime.load(f.model)
         records = record_list(paths, f.ptbxl_dir, ecg_ids, predictor.metadata["sampling_rate"])
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     with line_writer(output, predictor.metadata["classes"]) as write:
         failed = predict_all(predictor, records, write)
     if output:

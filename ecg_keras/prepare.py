@@ -17,14 +17,12 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import manifest as manifest_lib
-from ecg_keras import ptbxl
+from ecg_keras import atomic, cli_errors, ptbxl
 from ecg_keras.manifest import MANIFEST, sha256_file
 
 TRAIN_FOLDS = tuple(range(1, 9))  # normalization statistics come from these folds only
@@ -84,7 +82,7 @@ def _check_output(config: PrepareConfig, out: Path) -> dict | None:
     # From here the directory is not a complete dataset: drop the manifest first so that a
     # killed run can never leave an old manifest describing new shards.
     manifest_path.unlink(missing_ok=True)
-    for stale in list(out.glob("fold*-*-of-*.tfrecord*")) + list(out.glob(".*.tmp")):
+    for stale in list(out.glob("fold*-*-of-*.tfrecord*")) + list(out.glob(".*.tmp*")):
         stale.unlink()
     return None
 
@@ -160,7 +158,7 @@ def prepare(config: PrepareConfig) -> dict:
         "shards": shards,
         "seconds": round(seconds, 2),
     }
-    manifest_lib.write_json_atomic(out / MANIFEST, manifest)
+    atomic.write_json(out / MANIFEST, manifest)
     total = sum(s["bytes"] for s in shards)
     print(
         f"wrote {num_records} records in {len(shards)} shards ({total / 1e6:.1f} MB) to {out} "
@@ -259,8 +257,10 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
         for fold, ids in plan:
             index = sum(1 for s in shards if s["fold"] == fold)
             name = tfrecord.shard_name(fold, index, per_fold[fold], config.compression)
-            tmp = out / f".{name}.tmp"
-            with tf.io.TFRecordWriter(str(tmp), options) as writer:
+            with (
+                atomic.replacing(out / name) as tmp,
+                tf.io.TFRecordWriter(str(tmp), options) as writer,
+            ):
                 for ecg_id in ids:
                     got_id, signal, moments = next(signals)
                     assert got_id == ecg_id, (got_id, ecg_id)  # imap keeps the job order
@@ -268,7 +268,6 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
                     writer.write(tfrecord.make_example({**values, "signal": signal}, fields))
                     totals.add(fold, labels, moments, len(signal))
                     bar.update()
-            os.replace(tmp, out / name)
             stat = (out / name).stat()
             shards.append(
                 {
@@ -301,7 +300,7 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
-    try:
+    with cli_errors.exit_on(ValueError):  # PtbxlError is a ValueError
         config = PrepareConfig(
             ptbxl_dir=f.ptbxl_dir,
             output_dir=f.output_dir,
@@ -313,9 +312,6 @@ def main(argv):
             num_workers=f.num_workers,
         )
         prepare(config)
-    except ValueError as e:  # PtbxlError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-from ecg_keras import config_flags
-from ecg_keras import manifest as manifest_lib
+from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
 from ecg_keras.recipe import (
     BEST,
@@ -80,13 +78,10 @@ class ValidationAuc:
                 if workdir is None:
                     return
                 if improved or select == "last":
-                    tmp = workdir / f".{MODEL}.tmp.keras"
-                    self.model.save(tmp)
-                    os.replace(tmp, workdir / MODEL)
+                    with atomic.replacing(workdir / MODEL) as tmp:
+                        self.model.save(tmp)
                 if improved:
-                    manifest_lib.write_json_atomic(
-                        workdir / BEST, {"val_macro_auc": score, "epoch": epoch + 1}
-                    )
+                    atomic.write_json(workdir / BEST, {"val_macro_auc": score, "epoch": epoch + 1})
 
         return _Callback()
 
@@ -175,7 +170,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     # exist, as tune's trials do (build() seeds, then fit() makes the datasets).
     keras.utils.set_random_seed(config.seed)
     stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
-    manifest_lib.write_json_atomic(
+    atomic.write_json(
         workdir / RUN,
         {
             "config": dataclasses.asdict(config),
@@ -202,7 +197,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         "select": config.select,
         "selected_epoch": config.epochs if config.select == "last" else validation.best_epoch,
     }
-    manifest_lib.write_json_atomic(workdir / evaluate.METRICS, result)
+    atomic.write_json(workdir / evaluate.METRICS, result)
     return evaluate.evaluate_run(workdir)
 
 
@@ -216,19 +211,15 @@ def define_flags():
 
 
 def main(argv):
-    import sys
 
     from absl import flags
 
     del argv
-    try:
+    with cli_errors.exit_on():
         config = config_flags.config_from_flags()
         workdir = flags.FLAGS.workdir
         text = config_flags.flags_text(config, workdir)
         result = train_and_evaluate(config, workdir, text, flags.FLAGS.overwrite)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     if result:
         test = result["test"]
         print(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # before TensorFlow is imported; not when tests import the module
@@ -29,7 +28,7 @@ if __name__ == "__main__":  # before TensorFlow is imported; not when tests impo
     # slower (392 vs 179-225 ms). Set TF_ENABLE_ONEDNN_OPTS=1 explicitly to take the risk.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from ecg_keras import config_flags, hypermodel, manifest
+from ecg_keras import atomic, cli_errors, config_flags, hypermodel
 from ecg_keras.config import TrainConfig
 from ecg_keras.hypermodel import OBJECTIVE, SearchSpace
 
@@ -79,7 +78,7 @@ def _atomic_tuner_json() -> None:
     from keras_tuner.src import utils
 
     def save_json(path, obj):
-        manifest.write_json_atomic(path, obj)
+        atomic.write_json(path, obj)
         return json.dumps(obj)
 
     utils.save_json = save_json
@@ -124,9 +123,8 @@ def write_trials(oracle, path: Path) -> list[dict]:
     import pandas as pd
 
     rows = trials_table(oracle)
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
     return rows
 
 
@@ -193,9 +191,7 @@ def tune(base: TrainConfig, space: SearchSpace, options: TuneOptions) -> list[di
             f"{trial.score:.4f}): {retrain_command(project)}"
         )
         text = config_flags.flags_text(config, workdir, header)
-        tmp = project / f".{BEST_FLAGS}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, project / BEST_FLAGS)
+        atomic.write_text(project / BEST_FLAGS, text)
     return rows
 
 
@@ -253,7 +249,7 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
-    try:
+    with cli_errors.exit_on():
         clash = [n for n in config_flags.explicit_config_flags() if n in hypermodel.SEARCHED_FLAGS]
         if clash:
             name, value = clash[0], f[clash[0]].value
@@ -272,9 +268,6 @@ def main(argv):
             f.executions_per_trial, f.overwrite, f.workdir,
         )  # fmt: skip
         rows = tune(config_flags.config_from_flags(), space_from_flags(), options)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     if rows:
         project = Path(f.tuning_dir) / f.project
         print(f"\nTop trials of {project} (all in {project / TRIALS_CSV}):")

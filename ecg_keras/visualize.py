@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # headless: the Agg backend
 from matplotlib.figure import Figure
 
-from ecg_keras import features, input_pipeline, ptbxl, tfrecord
+from ecg_keras import atomic, cli_errors, features, input_pipeline, ptbxl, tfrecord
 from ecg_keras import manifest as manifest_lib
 from ecg_keras.config import FeatureConfig
 from ecg_keras.prepare import TRAIN_FOLDS
@@ -153,12 +152,8 @@ def render(
     fig.suptitle(title, fontsize=14, y=0.98)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
+    with atomic.replacing(output) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return output
 
 
@@ -212,13 +207,10 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
-    try:
+    with cli_errors.exit_on():  # PtbxlError and DataError are ValueErrors
         stft = {name: f[name].value for name in STFT_FLAGS}
         config = FeatureConfig(sampling_rate=int(f.sampling_rate), crop_seconds=0.0, **stft)
         path = visualize(f.ecg_id, f.output, config, f.data_dir, f.ptbxl_dir, f.task)
-    except (ValueError, FileNotFoundError) as e:  # PtbxlError and DataError are ValueErrors
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     print(f"wrote {path}")
 
 

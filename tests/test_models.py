@@ -142,7 +142,11 @@ def test_unknown_frames_with_gap_head():
     [
         (build_vgg, {"stages": ()}, r"non-empty sequence of \(filters, num_convs\).*got \(\)"),
         (build_resnet, {"stages": ((64, 0),)}, r"num_blocks\).*got \(\(64, 0\),\)"),
-        (build_vgg, {"head": "max"}, r"head must be one of \('gap', 'concat', 'flatten'\), got 'max'"),
+        (
+            build_vgg,
+            {"head": "max"},
+            r"head must be one of \('gap', 'concat', 'flatten'\), got 'max'",
+        ),
         (build_resnet, {"block": "dense"}, r"block must be one of .*got 'dense'"),
         (build_vgg, {"input_shape": (24, 33)}, r"input_shape .* got \(24, 33\)"),
         (build_resnet, {"input_shape": (24, 33, 3)}, r"input_shape .* got \(24, 33, 3\)"),
