@@ -2,7 +2,7 @@
 
 A trial's hyperparameters become a ``TrainConfig`` (``trial_config``), and the trial is built
 and trained with the functions ``train`` uses (``recipe.build_model``, ``compile_model``,
-``make_split``, ``train.ValidationAuc``): the tuner has no layers or training loop of its
+``make_split``, ``callbacks.ValidationAuc``): the tuner has no layers or training loop of its
 own, and a trial's config written as a flagfile (``config_flags.flags_text``) is an ordinary
 training run.
 
@@ -34,7 +34,8 @@ import time
 
 import keras_tuner as kt
 
-from ecg_keras import recipe, train
+from ecg_keras import recipe
+from ecg_keras.callbacks import ValidationAuc
 from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
@@ -194,7 +195,7 @@ class EcgHyperModel(kt.HyperModel):
         stats = self.stats(config.features)
         train_ds = recipe.make_split(config, config.train_folds, True, stats)
         val_ds = recipe.make_split(config, config.val_folds, False, stats)
-        score = train.ValidationAuc(val_ds, None, config.aggregate)
+        score = ValidationAuc(val_ds, config.aggregate)
         model.fit(
             train_ds,
             epochs=config.epochs,

@@ -9,7 +9,7 @@ optimizer and loss run fine in a ``strategy.run`` loop, so this module is that l
 - each step computes the run's loss on the per-replica batch, the strategy all-reduces the
   gradients, and the run's AdamW (``recipe.compile_model``: same schedule) applies them;
 - after each epoch every worker scores the whole validation fold (same weights, same score),
-  and only the chief (worker 0) writes the workdir: ``model.keras`` via ``ValidationAuc``,
+  and only the chief (worker 0) writes the workdir: ``model.keras`` via ``KeepModel``,
   ``history.csv``, and a checkpoint (weights, optimizer, epoch) in ``backup_multi_worker/`` that
   a rerun of the same command resumes from (the workers must see the chief's workdir).
 

@@ -14,7 +14,6 @@ from its last completed epoch when the same command is run again (``backup/``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from pathlib import Path
@@ -22,9 +21,7 @@ from pathlib import Path
 from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
 from ecg_keras.recipe import (
-    BEST,
     FLAGS_FILE,
-    MODEL,
     RUN,
     build_model,
     compile_model,
@@ -42,48 +39,6 @@ def make_strategy(name: str):
     if name == "multi_worker":  # TF_CONFIG names the workers; see multi_worker.py
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-class ValidationAuc:
-    """Keras callback factory: computes validation macro AUC (windows aggregated like the test)
-    each epoch and logs it as ``val_macro_auc`` (what the tuner maximizes); ``best`` and
-    ``best_epoch`` (from 1) track the best. With a ``workdir`` it keeps in ``model.keras`` the
-    best model (``select="best"``) or the latest (``select="last"``, saved every epoch so that
-    a killed run's model is its last completed epoch).
-
-    The best score lives in ``best.json`` so that a resumed run never replaces a better model
-    saved before it was killed.
-    """
-
-    def __new__(cls, val_ds, workdir: Path | None, aggregate: str, select: str = "best"):
-        import keras
-
-        from ecg_keras import evaluate, metrics
-
-        class _Callback(keras.callbacks.Callback):
-            best, best_epoch = -1.0, 0
-
-            def on_train_begin(self, logs=None):
-                if workdir is not None and (workdir / BEST).is_file():
-                    saved = json.loads((workdir / BEST).read_text())
-                    self.best, self.best_epoch = saved["val_macro_auc"], saved["epoch"]
-
-            def on_epoch_end(self, epoch, logs=None):
-                _, y, p = evaluate.predict(self.model, val_ds, aggregate)
-                score = metrics.macro_auc(y, p)
-                logs["val_macro_auc"] = score
-                improved = score > self.best
-                if improved:
-                    self.best, self.best_epoch = score, epoch + 1
-                if workdir is None:
-                    return
-                if improved or select == "last":
-                    with atomic.replacing(workdir / MODEL) as tmp:
-                        self.model.save(tmp)
-                if improved:
-                    atomic.write_json(workdir / BEST, {"val_macro_auc": score, "epoch": epoch + 1})
-
-        return _Callback()
 
 
 def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
@@ -108,28 +63,30 @@ def _fit(model, config, strategy, stats, manifest, workdirs, datasets):
       datasets: (train, validation) from ``make_split``.
 
     Returns:
-      (first epoch run from 0, seconds, the ValidationAuc callback).
+      (first epoch run from 0, seconds, the KeepModel callback: the best epoch).
     """
     import keras
 
     from ecg_keras import multi_worker
+    from ecg_keras.callbacks import KeepModel, ValidationAuc
 
     workdir, chief_workdir = workdirs
     history_csv = keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)
     if config.strategy == "multi_worker":
-        chief = multi_worker.is_chief(strategy)
-        validation = ValidationAuc(
-            datasets[1], workdir if chief else None, config.aggregate, config.select
-        )
+        # Every worker scores (the validation pass is collective); only the chief keeps files.
+        keep = KeepModel(workdir, config.select)
+        callbacks = [ValidationAuc(datasets[1], config.aggregate)]
+        callbacks += [keep] if multi_worker.is_chief(strategy) else []
         steps = steps_per_epoch(config, manifest)
         first, seconds = multi_worker.fit(
-            model, config, strategy, stats, steps, chief_workdir, [validation, history_csv]
+            model, config, strategy, stats, steps, chief_workdir, [*callbacks, history_csv]
         )
-        return first, seconds, validation
-    validation = ValidationAuc(datasets[1], workdir, config.aggregate, config.select)
+        return first, seconds, keep
+    keep = KeepModel(workdir, config.select)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-        validation,
+        ValidationAuc(datasets[1], config.aggregate),
+        keep,
         history_csv,
         keras.callbacks.TensorBoard(str(workdir / "logs")),
     ]
@@ -137,7 +94,7 @@ def _fit(model, config, strategy, stats, manifest, workdirs, datasets):
     history = model.fit(datasets[0], epochs=config.epochs, callbacks=callbacks, verbose=2)
     # A resumed run's fit() starts at the epoch after the last backed-up one.
     first = history.epoch[0] if history.epoch else config.epochs
-    return first, time.perf_counter() - start, validation
+    return first, time.perf_counter() - start, keep
 
 
 def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overwrite=False) -> dict:

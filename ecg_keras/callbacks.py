@@ -1,0 +1,70 @@
+"""The training callbacks ``train`` and ``tune`` share.
+
+    score = ValidationAuc(val_ds, "max")          # logs val_macro_auc each epoch
+    keep = KeepModel(workdir, select="best")       # model.keras + best.json, atomically
+    model.fit(train_ds, callbacks=[score, keep])   # score first: keep reads its log
+
+Why not ``keras.callbacks.ModelCheckpoint(monitor="val_macro_auc", save_best_only=True)``: it
+writes ``model.keras`` in place, so a run killed during the save leaves a broken model that a
+resumed run would trust; ``KeepModel`` writes under a temporary name and renames
+(``atomic``), and records the best score in ``best.json`` so that a resumed run never replaces
+a better model saved before it was killed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+
+from ecg_keras import atomic, evaluate, metrics
+from ecg_keras.recipe import BEST, MODEL
+
+LOG = "val_macro_auc"
+
+
+class ValidationAuc(keras.callbacks.Callback):
+    """Validation macro AUC after each epoch, windows aggregated like the test (``aggregate``:
+    "max" or "mean"), logged as ``val_macro_auc`` (what the tuner maximizes). ``best`` and
+    ``best_epoch`` (from 1) track the best epoch of this fit."""
+
+    def __init__(self, val_ds, aggregate: str):
+        super().__init__()
+        self.val_ds, self.aggregate = val_ds, aggregate
+        self.best, self.best_epoch = -1.0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        _, y, p = evaluate.predict(self.model, self.val_ds, self.aggregate)
+        score = metrics.macro_auc(y, p)
+        logs[LOG] = score
+        if score > self.best:
+            self.best, self.best_epoch = score, epoch + 1
+
+
+class KeepModel(keras.callbacks.Callback):
+    """Keeps ``WORKDIR/model.keras``: the epoch with the best ``val_macro_auc``
+    (``select="best"``) or the latest (``"last"``, saved every epoch so that a killed run's
+    model is its last completed epoch). ``best.json`` holds the best epoch and score either way;
+    ``best`` and ``best_epoch`` start from it when a killed run resumes."""
+
+    def __init__(self, workdir, select: str = "best"):
+        super().__init__()
+        self.workdir, self.select = Path(workdir), select
+        self.best, self.best_epoch = -1.0, 0
+
+    def on_train_begin(self, logs=None):
+        if (self.workdir / BEST).is_file():
+            saved = json.loads((self.workdir / BEST).read_text())
+            self.best, self.best_epoch = saved[LOG], saved["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = logs[LOG]
+        improved = score > self.best
+        if improved:
+            self.best, self.best_epoch = score, epoch + 1
+        if improved or self.select == "last":
+            with atomic.replacing(self.workdir / MODEL) as tmp:
+                self.model.save(tmp)
+        if improved:
+            atomic.write_json(self.workdir / BEST, {LOG: score, "epoch": epoch + 1})
