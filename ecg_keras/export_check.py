@@ -226,7 +226,11 @@ def check_artifacts(folder, source, modes, records: Records, progress=print) -> 
             {
                 "name": name if name in ("keras", "saved_model") else f"tflite_{name}",
                 "path": str(path if name == "keras" else Path(path).relative_to(folder)),
-                "size_bytes": runtime.size_bytes(path),
+                "size_bytes": (
+                    sum(runtime.size_bytes(m.model_path) for m in source.members)
+                    if name == "keras"
+                    else runtime.size_bytes(path)
+                ),
                 "check": check,
             }
         )
