@@ -210,3 +210,17 @@ def parsed_flags():
 
     yield parse
     flags.FLAGS.unparse_flags()
+
+
+# Fixtures that train, prepare the real subset or export: a test that uses one is slow.
+SLOW_FIXTURES = {
+    "real_tfrecords", "trained_run", "exported", "tiny_signal_run", "members", "complex_run",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks ``slow`` every test that uses a SLOW_FIXTURES fixture (directly or through
+    another fixture); others are marked by hand with ``@pytest.mark.slow``."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

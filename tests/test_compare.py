@@ -50,6 +50,7 @@ def test_split_flagfiles_takes_every_config():
     assert compare.config_name("configs/vgg.cfg") == "vgg"
 
 
+@pytest.mark.slow
 def test_paired_bootstrap_identical_and_clearly_better():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, (60, 3)).astype(float)
@@ -79,6 +80,7 @@ def _labels(ids):
     return np.array([[float("AFIB" in c), float("SR" in c)] for c in codes])
 
 
+@pytest.mark.slow
 def test_compare_trains_summarizes_and_reuses(flagfiles):
     root, a, b = flagfiles
     out = root / "cmp"
@@ -141,6 +143,7 @@ def test_compare_trains_summarizes_and_reuses(flagfiles):
     assert {key: (w / "model.keras").stat().st_mtime_ns for key, w in runs.items()} == stamps
 
 
+@pytest.mark.slow
 def test_bad_input_fails_before_training(flagfiles):
     root, a, b = flagfiles
     out = root / "bad"

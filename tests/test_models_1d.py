@@ -168,6 +168,7 @@ def _tones(n, seed):
     return x.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
+@pytest.mark.slow
 def test_resnet1d_tiny_learns_tones_in_the_raw_signal():
     """Telling the tones apart needs the time axis: held-out AUC well above chance (0.5)."""
     keras.utils.set_random_seed(0)

@@ -168,6 +168,7 @@ def _cli(*args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_success_noop_and_error(tiny_ptbxl, tmp_path):
     out = tmp_path / "tfr"
     done = _cli(f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={out}", "--num_workers=2")
@@ -183,6 +184,7 @@ def test_cli_success_noop_and_error(tiny_ptbxl, tmp_path):
     assert bad_flag.returncode != 0 and "sampling_rate" in bad_flag.stderr
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_manifest_and_no_partial_shard(real_ptbxl_dir, tmp_path):
     out = tmp_path / "tfr"
     args = [f"--ptbxl_dir={real_ptbxl_dir}", f"--output_dir={out}", "--records_per_shard=40"]

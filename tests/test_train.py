@@ -160,6 +160,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_trains_two_workers_in_step_and_resumes(tiny_ptbxl, tmp_path):
     data = tmp_path / "tfr"
     prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
@@ -212,6 +213,7 @@ def test_multi_worker_trains_two_workers_in_step_and_resumes(tiny_ptbxl, tmp_pat
     assert json.loads((workdir / "metrics.json").read_text())["resumed_at_epoch"] == 2
 
 
+@pytest.mark.slow
 def test_mixed_precision_class_weighting_and_class_subset(tiny_ptbxl, tmp_path):
     data = tmp_path / "tfr"
     prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))

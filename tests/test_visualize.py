@@ -29,6 +29,7 @@ def test_renders_real_record_normalized(real_tfrecords, tmp_path):
     _check_png(out, 50_000)
 
 
+@pytest.mark.slow
 def test_renders_wfdb_record_unnormalized(tiny_ptbxl, tmp_path):
     out = visualize.visualize(
         3, tmp_path / "png" / "ecg3.png", FeatureConfig(), ptbxl_dir=tiny_ptbxl
