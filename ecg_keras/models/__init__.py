@@ -77,9 +77,9 @@ PRESETS = {
     "vgg11": ("vgg", {"stages": VGG11_STAGES}),
     "vgg_small": ("vgg", {"stages": _SMALL_STAGES}),
     "vgg_tiny": ("vgg", {"stages": _TINY_STAGES}),
-    "resnet18": ("resnet", {"stages": RESNET18_STAGES, "block": "basic", "stem_filters": 64}),
-    "resnet_small": ("resnet", {"stages": _SMALL_STAGES, "block": "basic", "stem_filters": 32}),
-    "resnet_tiny": ("resnet", {"stages": _TINY_STAGES, "block": "basic", "stem_filters": 4}),
+    "resnet18": ("resnet", {"stages": RESNET18_STAGES, "stem_filters": 64}),
+    "resnet_small": ("resnet", {"stages": _SMALL_STAGES, "stem_filters": 32}),
+    "resnet_tiny": ("resnet", {"stages": _TINY_STAGES, "stem_filters": 4}),
     "resnet1d_wang": ("resnet1d", {"stages": WANG_STAGES, "stem_filters": 128}),
     "resnet1d_tiny": (
         "resnet1d",

@@ -20,7 +20,6 @@ from keras import layers
 from ecg_keras.config import HEADS
 
 NUM_LEADS = 12
-BOTTLENECK_EXPANSION = 4  # a bottleneck block outputs 4 * filters channels, as in ResNet-50
 # He initialization suits ReLU networks (He et al. 2015); Keras' default Glorot assumes
 # linear units.
 CONV_INITIALIZER = "he_normal"
@@ -66,95 +65,48 @@ def conv_bn_relu(x, filters, kernel_size, name, strides=1, relu=True, suffix="")
     return x
 
 
-def vgg_block(x, filters, num_convs, kernel_size, pool, dropout, name):
-    """``num_convs`` x conv_bn_relu, then an optional 2 x 2 max pool and dropout.
+def vgg_block(x, filters, num_convs, kernel_size, name):
+    """``num_convs`` x conv_bn_relu, then a 2 x 2 max pool ``{name}_pool``.
 
     Args:
       x: float32 [batch, frames, bins, channels].
       filters, num_convs, kernel_size: ``num_convs`` convolutions of ``filters`` channels.
-      pool: bool; MaxPooling2D(2, padding="same") named ``{name}_pool``.
-      dropout: rate in [0, 1) after the block (``{name}_dropout``); 0 adds no layer.
       name: e.g. ``"block2"``: layers ``block2_conv1``, ``block2_bn1``, ``block2_relu1``, ...
 
     Returns:
-      float32 [batch, frames', bins', filters], frames' = ceil(frames / 2) if ``pool``.
+      float32 [batch, ceil(frames / 2), ceil(bins / 2), filters].
     """
     for i in range(1, num_convs + 1):
         x = conv_bn_relu(x, filters, kernel_size, name, suffix=str(i))
-    if pool:
-        x = layers.MaxPooling2D(2, padding="same", name=f"{name}_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return x
+    return layers.MaxPooling2D(2, padding="same", name=f"{name}_pool")(x)
 
 
-def _bn_relu(x, name):
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
-
-
-def _shortcut(x, block_input, channels, stride, batch_norm, name):
-    """Identity, or a 1 x 1 projection ``{name}_0_conv`` of ``x`` when the shape changes."""
-    if stride == 1 and block_input.shape[-1] == channels:
-        return block_input
+def _shortcut(x, channels, stride, name):
+    """Identity, or a 1 x 1 projection ``{name}_0_conv`` + BN when the shape changes."""
+    if stride == 1 and x.shape[-1] == channels:
+        return x
     shortcut = conv(x, channels, 1, f"{name}_0_conv", stride)
-    if batch_norm:
-        shortcut = layers.BatchNormalization(name=f"{name}_0_bn")(shortcut)
-    return shortcut
+    return layers.BatchNormalization(name=f"{name}_0_bn")(shortcut)
 
 
-def basic_block(x, filters, stride, preact, name, kernel_size=3):
-    """ResNet-18/34 block: two kernel_size convolutions plus a shortcut.
+def basic_block(x, filters, stride, name, kernel_size=3):
+    """ResNet-18/34 block (v1: conv-BN-ReLU, ReLU after the add): two kernel_size
+    convolutions plus a shortcut.
 
     Args:
       x: float32 [batch, frames, bins, channels].
       filters: output channels.
       stride: 1, or 2 to halve frames and bins (on the first convolution and the shortcut).
-      preact: False for ResNet v1 (conv-BN-ReLU, ReLU after the add, ``{name}_out``); True for
-        v2 (BN-ReLU before each convolution, ``{name}_preact_bn``, nothing after the add).
       name: e.g. ``"stage2_block1"``: ``stage2_block1_1_conv``, ``_2_conv``, ``_0_conv`` (the
-        projection, only when stride or channels change), ``stage2_block1_add``.
+        projection, only when stride or channels change), ``stage2_block1_add``, ``_out``.
       kernel_size: of the two convolutions.
 
     Returns:
       float32 [batch, ceil(frames / stride), ceil(bins / stride), filters].
     """
-    if preact:
-        y = _bn_relu(x, f"{name}_preact")
-        shortcut = _shortcut(y, x, filters, stride, False, name)
-        y = conv_bn_relu(y, filters, kernel_size, f"{name}_1", strides=stride)
-        y = conv(y, filters, kernel_size, f"{name}_2_conv")
-        return layers.Add(name=f"{name}_add")([shortcut, y])
-    shortcut = _shortcut(x, x, filters, stride, True, name)
+    shortcut = _shortcut(x, filters, stride, name)
     y = conv_bn_relu(x, filters, kernel_size, f"{name}_1", strides=stride)
     y = conv_bn_relu(y, filters, kernel_size, f"{name}_2", relu=False)
-    y = layers.Add(name=f"{name}_add")([shortcut, y])
-    return layers.Activation("relu", name=f"{name}_out")(y)
-
-
-def bottleneck_block(x, filters, stride, preact, name, kernel_size=3):
-    """ResNet-50 block: 1 x 1 (filters) -> kernel_size (filters) -> 1 x 1 (4 * filters).
-
-    The stride sits on the middle convolution (ResNet v1.5, as in torchvision), which keeps
-    more information than striding a 1 x 1 convolution.
-
-    Args: as ``basic_block``; layers ``{name}_1_conv``, ``_2_conv``, ``_3_conv``, ``_add``.
-
-    Returns:
-      float32 [batch, ceil(frames / stride), ceil(bins / stride), 4 * filters].
-    """
-    channels = BOTTLENECK_EXPANSION * filters
-    if preact:
-        y = _bn_relu(x, f"{name}_preact")
-        shortcut = _shortcut(y, x, channels, stride, False, name)
-        y = conv_bn_relu(y, filters, 1, f"{name}_1")
-        y = conv_bn_relu(y, filters, kernel_size, f"{name}_2", strides=stride)
-        y = conv(y, channels, 1, f"{name}_3_conv")
-        return layers.Add(name=f"{name}_add")([shortcut, y])
-    shortcut = _shortcut(x, x, channels, stride, True, name)
-    y = conv_bn_relu(x, filters, 1, f"{name}_1")
-    y = conv_bn_relu(y, filters, kernel_size, f"{name}_2", strides=stride)
-    y = conv_bn_relu(y, channels, 1, f"{name}_3", relu=False)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.Activation("relu", name=f"{name}_out")(y)
 

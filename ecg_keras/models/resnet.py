@@ -21,15 +21,12 @@ from ecg_keras.models import blocks
 
 # ResNet-18 (He et al. 2016): two basic blocks per stage, 64 -> 512 channels.
 RESNET18_STAGES = ((64, 2), (128, 2), (256, 2), (512, 2))
-BLOCKS = {"basic": blocks.basic_block, "bottleneck": blocks.bottleneck_block}
 
 
 def build_resnet(
     input_shape,
     num_classes,
     stages=RESNET18_STAGES,
-    block="basic",
-    preact=False,
     stem_filters=64,
     stem_kernel=3,
     kernel_size=3,
@@ -46,11 +43,7 @@ def build_resnet(
         for the complex spectrogram. Frames and bins may be None with a pooling head.
       num_classes: number of outputs (labels of a multi-label task).
       stages: sequence of (filters, num_blocks); stage ``i`` (from 1) holds blocks
-        ``stage{i}_block{j}``. Bottleneck blocks output 4 * filters channels.
-      block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50).
-      preact: False for ResNet v1 (post-activation); True for v2 (pre-activation: BN-ReLU
-        before each convolution, a bare ``stem_conv``, and ``post_bn``/``post_relu`` before
-        the head).
+        ``stage{i}_block{j}`` (``blocks.basic_block``: ResNet-18/34 v1 blocks).
       stem_filters, stem_kernel: the stride-1 stem convolution.
       kernel_size: of the blocks' spatial convolutions.
       dropout: rate before the logits, in [0, 1).
@@ -77,27 +70,18 @@ def build_resnet(
         dense_units,
         stage_unit="num_blocks",
     )
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {tuple(BLOCKS)}, got {block!r}")
     if not blocks.is_positive_int(stem_filters):
         raise ValueError(f"stem_filters must be an integer >= 1, got {stem_filters!r}")
     blocks.check_kernel_size("stem_kernel", stem_kernel)
-    block_fn = BLOCKS[block]
 
     inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, channels]
     x = layers.BatchNormalization(name="input_bn")(inputs) if input_norm else inputs
-    if preact:  # each v2 block starts with its own BN-ReLU
-        x = blocks.conv(x, stem_filters, stem_kernel, "stem_conv")
-    else:
-        x = blocks.conv_bn_relu(x, stem_filters, stem_kernel, "stem")
+    x = blocks.conv_bn_relu(x, stem_filters, stem_kernel, "stem")
     # [batch, frames, bins, stem_filters]
     for i, (filters, num_blocks) in enumerate(stages, start=1):
         for j in range(1, num_blocks + 1):
             stride = 2 if i > 1 and j == 1 else 1
-            x = block_fn(x, filters, stride, preact, f"stage{i}_block{j}", kernel_size)
-        # [batch, ceil(frames / 2**(i-1)), ceil(bins / 2**(i-1)), filters (x4 if bottleneck)]
-    if preact:
-        x = layers.BatchNormalization(name="post_bn")(x)
-        x = layers.Activation("relu", name="post_relu")(x)
+            x = blocks.basic_block(x, filters, stride, f"stage{i}_block{j}", kernel_size)
+        # [batch, ceil(frames / 2**(i-1)), ceil(bins / 2**(i-1)), filters]
     logits = blocks.head(x, num_classes, head, dropout, dense_units, name="head")
     return keras.Model(inputs, logits, name=name)  # [batch, num_classes]

@@ -29,7 +29,6 @@ def build_vgg(
     head="gap",
     dense_units=256,
     input_norm=True,
-    block_dropout=0.0,
     name="vgg",
 ) -> keras.Model:
     """Builds a VGG-style spectrogram classifier that outputs logits.
@@ -47,7 +46,6 @@ def build_vgg(
       dense_units: hidden width of the "flatten" head.
       input_norm: a BatchNormalization ``input_bn`` on the input, which learns a per-channel
         scale and shift of the (already mean/std normalized) spectrogram.
-      block_dropout: rate after each stage's pool, in [0, 1); 0 adds no layer.
       name: the model's name.
 
     Returns:
@@ -67,13 +65,11 @@ def build_vgg(
         dense_units,
         stage_unit="num_convs",
     )
-    blocks.check_rate("block_dropout", block_dropout)
 
     inputs = keras.Input(input_shape, name="spectrogram")  # [batch, frames, bins, channels]
     x = layers.BatchNormalization(name="input_bn")(inputs) if input_norm else inputs
     for i, (filters, num_convs) in enumerate(stages, start=1):
-        x = blocks.vgg_block(
-            x, filters, num_convs, kernel_size, True, block_dropout, name=f"block{i}"
-        )  # [batch, ceil(frames / 2**i), ceil(bins / 2**i), filters]
+        x = blocks.vgg_block(x, filters, num_convs, kernel_size, name=f"block{i}")
+        # [batch, ceil(frames / 2**i), ceil(bins / 2**i), filters]
     logits = blocks.head(x, num_classes, head, dropout, dense_units, name="head")
     return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
