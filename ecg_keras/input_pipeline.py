@@ -41,11 +41,12 @@ def _verify_shard(path: str, size: int, sha256: str, mtime_ns: int) -> None:
         raise DataError(f"{path}: sha256 differs from manifest.json; the shard is corrupt")
 
 
-def shard_files(data_dir, folds: Sequence[int], verify: bool = True) -> tuple[dict, list[str]]:
-    """The manifest and the shard paths of ``folds``, checked against the manifest.
+def shard_files(data_dir, folds: Sequence[int]) -> tuple[dict, list[str]]:
+    """The manifest and the shard paths of ``folds``, checked against the manifest (size every
+    time, sha256 once per process and shard version).
 
     Raises:
-      DataError: a missing fold, or a shard that is missing, truncated or (``verify``) corrupt.
+      DataError: a missing fold, or a shard that is missing, truncated or corrupt.
     """
     manifest = manifest_lib.load(data_dir)
     files = []
@@ -64,8 +65,7 @@ def shard_files(data_dir, folds: Sequence[int], verify: bool = True) -> tuple[di
                     f"{path}: {stat.st_size} bytes, manifest.json says {shard['bytes']}; "
                     "the shard is truncated or was rewritten: prepare the data again"
                 )
-            if verify:
-                _verify_shard(str(path), shard["bytes"], shard["sha256"], stat.st_mtime_ns)
+            _verify_shard(str(path), shard["bytes"], shard["sha256"], stat.st_mtime_ns)
             files.append(str(path))
     return manifest, files
 
@@ -114,11 +114,7 @@ def make_dataset(
     cache: bool = False,
     deterministic: bool = False,
     with_ids: bool = False,
-    drop_remainder: bool = False,
-    num_workers: int = 1,
-    worker_index: int = 0,
     input_context: tf.distribute.InputContext | None = None,
-    verify: bool = True,
 ) -> tf.data.Dataset:
     """Batches of model inputs from the prepared TFRecords in ``data_dir``.
 
@@ -137,13 +133,11 @@ def make_dataset(
       cache: keep parsed signals in memory after the first epoch (small datasets).
       deterministic: keep element order fixed even with parallel reads (for tests).
       with_ids: also yield ecg_id int64 [batch].
-      num_workers, worker_index: under a multi-worker strategy (``model.fit`` with
-        MultiWorkerMirroredStrategy), this worker's share: whole files when every worker gets
-        at least one, every n-th record otherwise. Sharding is done here, and tf.distribute's
-        auto-sharding is turned off: its FILE policy cannot shard the seed stream zipped in
-        below.
-      input_context: from ``distribute_datasets_from_function``: the same, per pipeline.
-      verify: check every shard's sha256 against the manifest (once per process).
+      input_context: from ``distribute_datasets_from_function``: this pipeline's share of
+        the data, whole files when every pipeline gets at least one, every n-th record
+        otherwise. Sharding is done here, and tf.distribute's auto-sharding is turned off:
+        its FILE policy cannot shard the seed stream zipped in below. Every shard's sha256
+        is checked against the manifest (once per process).
 
     Returns:
       A dataset of (x, labels[, ecg_id]); labels float32 [batch, classes]. x is, for
@@ -153,7 +147,7 @@ def make_dataset(
       [batch, samples, 12], or [batch, windows, samples, 12]. Windows add exactly one axis
       after the batch, whatever the representation.
     """
-    manifest, files = shard_files(data_dir, folds, verify=verify)
+    manifest, files = shard_files(data_dir, folds)
     if config.sampling_rate != manifest["sampling_rate"]:
         raise DataError(
             f"{data_dir} holds {manifest['sampling_rate']} Hz records but the features are "
@@ -169,10 +163,9 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     # Under distribute_datasets_from_function: shard by file when every pipeline gets one,
     # otherwise every pipeline reads all files and keeps every n-th record.
+    pipelines, index = 1, 0
     if input_context is not None:
         pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
-    else:
-        pipelines, index = num_workers, worker_index
     shard_records = pipelines > 1 and len(files) < pipelines
     if pipelines > 1 and not shard_records:
         ds = ds.shard(pipelines, index)
@@ -209,7 +202,7 @@ def make_dataset(
     elif config.crop_seconds:
         length, stride = config.input_samples, config.samples(config.window_stride_seconds)
         ds = ds.map(lambda signal, *rest: (features.sliding_windows(signal, length, stride), *rest))
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.batch(batch_size)
 
     mean, std = (None, None) if stats is None else (tf.constant(stats[0]), tf.constant(stats[1]))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 if __name__ == "__main__":  # before TensorFlow is imported; not when tests import the module
     # TF 2.21's oneDNN kernels corrupted the heap in search processes on an AVX-512 FP16/AMX
     # Xeon ("free(): invalid next size", SIGABRT or SIGSEGV inside model.fit): 4 of 20 searches
-    # died with them, 0 of 14 without, `train` 0 of 30. Without oneDNN a trial step is ~2x
+    # died with them, 0 of 14 without, `train` 0 of 20. Without oneDNN a trial step is ~2x
     # slower (392 vs 179-225 ms). Set TF_ENABLE_ONEDNN_OPTS=1 explicitly to take the risk.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 

@@ -182,8 +182,7 @@ def test_feeds_a_distribution_strategy(tiny_tfrecords):
             training=False,
             batch_size=4,
             with_ids=True,
-            num_workers=2,
-            worker_index=index,
+            input_context=tf.distribute.InputContext(2, index, 1),  # 2 pipelines, 1 replica each
         )
         policy = ds.options().experimental_distribute.auto_shard_policy
         assert policy == tf.data.experimental.AutoShardPolicy.OFF  # sharded by make_dataset
