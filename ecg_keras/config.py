@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ecg_keras import ptbxl
+
 REPRESENTATIONS = ("spectrogram", "signal")
 INPUTS = ("magnitude", "complex")
 HEADS = ("gap", "concat", "flatten")  # see ecg_keras.models.blocks.head
@@ -144,9 +146,9 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     # The PTB-XL benchmark split: folds 1-8 train, 9 validation, 10 test.
-    train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
-    val_folds: tuple[int, ...] = (9,)
-    test_folds: tuple[int, ...] = (10,)
+    train_folds: tuple[int, ...] = ptbxl.TRAIN_FOLDS
+    val_folds: tuple[int, ...] = ptbxl.VAL_FOLDS
+    test_folds: tuple[int, ...] = ptbxl.TEST_FOLDS
     # AdamW with warm-up then cosine decay; "onecycle" warms up for 30% of the steps (like
     # the benchmark's one-cycle policy), "cosine" for 5%.
     learning_rate: float = 3e-3

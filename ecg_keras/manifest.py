@@ -3,7 +3,7 @@
 A prepared folder is complete exactly when it has a manifest: ``prepare`` writes it last,
 atomically. Keys other modules rely on: ``num_records``, ``sampling_rate``, ``leads``,
 ``folds`` (fold -> count), ``tasks`` (task -> {``classes``, ``counts``, ``unlabeled``}),
-``shards`` ([{``file``, ``fold``, ``num_records``, ``bytes``, ``sha256``}]), ``lead_stats``.
+``shards`` ([{``file``, ``fold``, ``num_records``, ``bytes``, ``sha256``}]).
 """
 
 from __future__ import annotations

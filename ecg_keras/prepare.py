@@ -25,8 +25,6 @@ import numpy as np
 from ecg_keras import atomic, cli_errors, ptbxl
 from ecg_keras.manifest import MANIFEST, sha256_file
 
-TRAIN_FOLDS = tuple(range(1, 9))  # normalization statistics come from these folds only
-
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
@@ -152,7 +150,6 @@ def prepare(config: PrepareConfig) -> dict:
         "compression": config.compression,
         "folds": folds,
         "tasks": totals.tasks(),
-        "lead_stats": totals.lead_stats(),
         "skipped_ecg_ids": missing,
         "csv_sha256": {n: sha256_file(src / n) for n in (ptbxl.DATABASE_CSV, ptbxl.STATEMENTS_CSV)},
         "shards": shards,
@@ -169,23 +166,18 @@ def prepare(config: PrepareConfig) -> dict:
 
 
 class _Totals:
-    """Per-class counts, and per-lead moments of the training folds, gathered while writing."""
+    """Per-class counts, gathered while writing."""
 
     def __init__(self, classes: dict[str, tuple[str, ...]]):
         self.classes = classes
         self.counts = {t: np.zeros(len(c), np.int64) for t, c in classes.items()}
         self.unlabeled = dict.fromkeys(classes, 0)
-        self.sums, self.squares, self.n = np.zeros(12), np.zeros(12), 0
 
-    def add(self, fold: int, labels: dict[str, np.ndarray], moments: np.ndarray, n: int) -> None:
-        """Counts one record; ``moments``: float64 [2, 12], per-lead sum and sum of squares."""
+    def add(self, labels: dict[str, np.ndarray]) -> None:
+        """Counts one record: ``labels`` task -> multi-hot int [classes]."""
         for task, vec in labels.items():
             self.counts[task] += vec
             self.unlabeled[task] += int(not vec.any())
-        if fold in TRAIN_FOLDS:
-            self.sums += moments[0]
-            self.squares += moments[1]
-            self.n += n
 
     def tasks(self) -> dict:
         return {
@@ -196,11 +188,6 @@ class _Totals:
             }
             for t, c in self.classes.items()
         }
-
-    def lead_stats(self) -> dict:
-        mean = self.sums / max(self.n, 1)
-        std = np.sqrt(np.maximum(self.squares / max(self.n, 1) - mean**2, 0.0))
-        return {"folds": list(TRAIN_FOLDS), "mean": mean.tolist(), "std": std.tolist()}
 
 
 def _metadata(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, np.ndarray]]:
@@ -262,11 +249,11 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
                 tf.io.TFRecordWriter(str(tmp), options) as writer,
             ):
                 for ecg_id in ids:
-                    got_id, signal, moments = next(signals)
+                    got_id, signal = next(signals)
                     assert got_id == ecg_id, (got_id, ecg_id)  # imap keeps the job order
                     values, labels = metadata.pop(ecg_id)
                     writer.write(tfrecord.make_example({**values, "signal": signal}, fields))
-                    totals.add(fold, labels, moments, len(signal))
+                    totals.add(labels)
                     bar.update()
             stat = (out / name).stat()
             shards.append(

@@ -24,6 +24,8 @@ import pandas as pd
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 NUM_LEADS = len(LEADS)
 RECORD_SECONDS = 10
+# The PTB-XL benchmark split (Strodthoff et al. 2021): folds 1-8 train, 9 validation, 10 test.
+TRAIN_FOLDS, VAL_FOLDS, TEST_FOLDS = tuple(range(1, 9)), (9,), (10,)
 SAMPLING_RATES = (100, 500)
 TASKS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
 # The order used by the PTB-XL paper; the other tasks are sorted like the benchmark's
@@ -280,14 +282,9 @@ def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[st
     return np.ascontiguousarray(signal, dtype=np.float32), float(record.fs), notes
 
 
-def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarray]:
+def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray]:
     """``read_signal`` for a process pool: ``(path, sampling_rate, ecg_id)`` ->
-    ``(ecg_id, signal, moments)``, moments float64 [2, 12] (per-lead sum and sum of squares).
-
-    The moments are computed here so that the writing process has less to do. It lives here,
-    not in ``prepare``, so that worker processes never import TensorFlow.
-    """
+    ``(ecg_id, signal)``. It lives here, not in ``prepare``, so that worker processes never
+    import TensorFlow."""
     path, sampling_rate, ecg_id = job
-    signal = read_signal(path, sampling_rate, ecg_id)
-    wide = signal.astype(np.float64)
-    return ecg_id, signal, np.stack([wide.sum(0), np.square(wide).sum(0)])
+    return ecg_id, read_signal(path, sampling_rate, ecg_id)

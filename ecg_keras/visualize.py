@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from ecg_keras import atomic, cli_errors, features, input_pipeline, ptbxl, tfrecord
 from ecg_keras import manifest as manifest_lib
 from ecg_keras.config import FeatureConfig
-from ecg_keras.prepare import TRAIN_FOLDS
+from ecg_keras.ptbxl import TRAIN_FOLDS
 
 PathLike = str | os.PathLike
 STFT_FLAGS = ("window_seconds", "hop_seconds", "fft_seconds", "max_frequency_hz", "log_offset")

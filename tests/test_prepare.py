@@ -52,7 +52,6 @@ def test_tiny_dataset_round_trips_with_labels_and_stats(tiny_ptbxl, tmp_path):
 
     records = _read_all(out, manifest)
     tasks, db = ptbxl.load_tasks(tiny_ptbxl), ptbxl.load_database(tiny_ptbxl)
-    train = []
     for ecg_id, rec in records.items():
         row = db.loc[ecg_id]
         signal = ptbxl.read_signal(ptbxl.record_path(tiny_ptbxl, row, 100), 100)
@@ -62,11 +61,6 @@ def test_tiny_dataset_round_trips_with_labels_and_stats(tiny_ptbxl, tmp_path):
             assert rec[f"has_label/{task}"] == int(vec.any())
         assert rec["age"] == (-1.0 if ecg_id == 3 else row.age)
         assert rec["patient_id"] == row.patient_id and rec["sex"] == row.sex
-        if row.strat_fold <= 8:
-            train.append(signal)
-    train = np.concatenate(train)
-    np.testing.assert_allclose(manifest["lead_stats"]["mean"], train.mean(0), atol=1e-6)
-    np.testing.assert_allclose(manifest["lead_stats"]["std"], train.std(0), rtol=1e-5)
     for shard in manifest["shards"]:
         assert prepare.sha256_file(out / shard["file"]) == shard["sha256"]
 
@@ -95,7 +89,6 @@ def test_real_subset_manifest(real_tfrecords):
     }
     assert manifest["tasks"]["superdiagnostic"]["unlabeled"] == 22
     assert sum(s["num_records"] for s in manifest["shards"]) == 1987
-    assert all(0.05 < s < 1.0 for s in manifest["lead_stats"]["std"])
 
 
 def test_rerun_is_a_noop_and_overwrite_redoes(tiny_ptbxl, tmp_path, capsys):

@@ -18,8 +18,8 @@ import numbers
 from keras import layers
 
 from ecg_keras.config import HEADS
+from ecg_keras.ptbxl import NUM_LEADS
 
-NUM_LEADS = 12
 # He initialization suits ReLU networks (He et al. 2015); Keras' default Glorot assumes
 # linear units.
 CONV_INITIALIZER = "he_normal"
