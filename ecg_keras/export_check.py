@@ -67,24 +67,13 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
       folds: ``strat_fold`` values.
       limit: keep a random sample of this many records (drawn with ``seed``).
     """
-    import tensorflow as tf
+    from ecg_keras import input_pipeline, recipe
 
-    from ecg_keras import input_pipeline, recipe, tfrecord
-
-    manifest, files = input_pipeline.shard_files(config.data_dir, folds)
-    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
-    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
-    compression = "GZIP" if manifest["compression"] == "GZIP" else ""
-    index = recipe.class_index(config)
-    ids, signals, labels = [], [], []
-    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(256):
-        ex = tfrecord.parse_example(batch, fields)
-        keep = ex[f"has_label/{config.task}"].numpy() > 0
-        ids.append(ex["ecg_id"].numpy()[keep])
-        signals.append(ex["signal"].numpy()[keep])
-        labels.append(ex[f"labels/{config.task}"].numpy()[keep][:, index].astype(np.float32))
-    ids, signals, labels = np.concatenate(ids), np.concatenate(signals), np.concatenate(labels)
-    order = np.argsort(ids)
+    name = f"labels/{config.task}"
+    got = input_pipeline.read_labelled(config.data_dir, folds, config.task, ["signal", name])
+    ids, signals = got["ecg_id"], got["signal"]
+    labels = got[name][:, recipe.class_index(config)].astype(np.float32)
+    order = np.arange(len(ids))  # read_labelled sorts by ecg_id
     if limit is not None and limit < len(order):
         order = np.sort(np.random.default_rng(seed).choice(order, limit, replace=False))
     return Records(ids[order], signals[order], labels[order])

@@ -16,6 +16,7 @@ example, from one stateless seed per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Sequence
@@ -101,6 +102,51 @@ def feature_stats(
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shards:
+    """The checked shard files of some folds and how to read them: the one TFRecord reader
+    that training, evaluation, ``visualize``, ``paired`` and ``export_check`` share."""
+
+    manifest: dict
+    files: list[str]
+    fields: dict  # tfrecord.schema of this dataset: name -> Field
+    compression: str  # TFRecordDataset's compression_type: "GZIP" or ""
+
+    def records(self, files=None) -> tf.data.Dataset:
+        """Serialized examples (scalar strings) of ``files`` (default: all), in file order."""
+        return tf.data.TFRecordDataset(self.files if files is None else files, self.compression)
+
+
+def open_shards(data_dir, folds: Sequence[int]) -> Shards:
+    """``shard_files`` plus the schema and compression from the manifest."""
+    manifest, files = shard_files(data_dir, folds)
+    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
+    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
+    return Shards(manifest, files, fields, "GZIP" if manifest["compression"] == "GZIP" else "")
+
+
+def read_labelled(data_dir, folds: Sequence[int], task: str, names) -> dict[str, np.ndarray]:
+    """Every record of ``folds`` labelled for ``task`` (as ``make_dataset`` keeps them),
+    eagerly: feature name -> numpy array over records, sorted by ecg_id (``ecg_id`` is
+    always included; e.g. ``signal`` float32 [n, samples, 12], ``labels/TASK`` int64
+    [n, classes]).
+    """
+    shards = open_shards(data_dir, folds)
+    if task not in shards.manifest["tasks"]:
+        raise DataError(f"unknown task {task!r}; {data_dir} has {list(shards.manifest['tasks'])}")
+    wanted = {"ecg_id", f"has_label/{task}", *names}
+    fields = {name: shards.fields[name] for name in wanted}
+    parts = {name: [] for name in wanted}
+    for batch in shards.records().batch(256):
+        ex = tfrecord.parse_example(batch, fields)
+        keep = ex[f"has_label/{task}"].numpy() > 0
+        for name in wanted:
+            parts[name].append(ex[name].numpy()[keep])
+    out = {name: np.concatenate(p) for name, p in parts.items()}
+    order = np.argsort(out["ecg_id"], kind="stable")
+    return {name: value[order] for name, value in out.items()}
+
+
 def make_dataset(
     data_dir: str | os.PathLike,
     folds: Sequence[int],
@@ -147,7 +193,8 @@ def make_dataset(
       [batch, samples, 12], or [batch, windows, samples, 12]. Windows add exactly one axis
       after the batch, whatever the representation.
     """
-    manifest, files = shard_files(data_dir, folds)
+    shards = open_shards(data_dir, folds)
+    manifest, files, fields = shards.manifest, shards.files, shards.fields
     if config.sampling_rate != manifest["sampling_rate"]:
         raise DataError(
             f"{data_dir} holds {manifest['sampling_rate']} Hz records but the features are "
@@ -155,9 +202,6 @@ def make_dataset(
         )
     if task is not None and task not in manifest["tasks"]:
         raise DataError(f"unknown task {task!r}; {data_dir} has {sorted(manifest['tasks'])}")
-    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
-    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
-    compression = "GZIP" if manifest["compression"] == "GZIP" else ""
     auto = tf.data.AUTOTUNE
 
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -174,7 +218,7 @@ def make_dataset(
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        shards.records,
         cycle_length=min(len(files), 8),
         num_parallel_calls=auto,
         deterministic=deterministic,

@@ -96,26 +96,11 @@ def labelled_records(config, folds) -> tuple[np.ndarray, np.ndarray]:
       ecg_ids int64 [records] ascending, labels float32 [records, classes] (the run's
       classes), records labelled for the task only (as ``make_dataset`` keeps them).
     """
-    import tensorflow as tf
+    from ecg_keras import input_pipeline, recipe
 
-    from ecg_keras import input_pipeline, recipe, tfrecord
-
-    manifest, files = input_pipeline.shard_files(config.data_dir, folds)
-    num_classes = {t: len(v["classes"]) for t, v in manifest["tasks"].items()}
-    names = ("ecg_id", f"labels/{config.task}", f"has_label/{config.task}")
-    fields = tfrecord.schema(manifest["sampling_rate"], num_classes)
-    fields = {name: fields[name] for name in names}
-    compression = "GZIP" if manifest["compression"] == "GZIP" else ""
-    index = recipe.class_index(config)
-    ids, labels = [], []
-    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(1024):
-        ex = tfrecord.parse_example(batch, fields)
-        keep = ex[names[2]].numpy() > 0
-        ids.append(ex["ecg_id"].numpy()[keep])
-        labels.append(ex[names[1]].numpy()[keep][:, index].astype(np.float32))
-    ids, labels = np.concatenate(ids), np.concatenate(labels)
-    order = np.argsort(ids)
-    return ids[order], labels[order]
+    name = f"labels/{config.task}"
+    got = input_pipeline.read_labelled(config.data_dir, folds, config.task, [name])
+    return got["ecg_id"], got[name][:, recipe.class_index(config)].astype(np.float32)
 
 
 def write_csv_atomic(path, frame) -> None:

@@ -53,20 +53,19 @@ def load_record(data_dir: PathLike, ecg_id: int, task: str) -> Record:
             f"unknown task {task!r}; {data_dir} has {list(manifest['tasks'])}"
         )
     folds = sorted(int(f) for f, n in manifest["folds"].items() if n)
-    _, files = input_pipeline.shard_files(data_dir, folds)
+    shards = input_pipeline.open_shards(data_dir, folds)
     ids = {"ecg_id": tf.io.FixedLenFeature([], tf.int64)}  # parse only the id while scanning
-    ds = tf.data.TFRecordDataset(files, "GZIP" if manifest["compression"] == "GZIP" else "")
-    ds = ds.batch(256).map(lambda s: s[tf.io.parse_example(s, ids)["ecg_id"] == ecg_id])
+    ds = shards.records().batch(256)
+    ds = ds.map(lambda s: s[tf.io.parse_example(s, ids)["ecg_id"] == ecg_id])
     found = list(ds.unbatch().take(1))
     if not found:
         raise input_pipeline.DataError(
             f"ecg_id {ecg_id}: not found in {data_dir} ({manifest['num_records']} records)"
         )
-    rate = manifest["sampling_rate"]
-    fields = tfrecord.schema(rate, {t: len(v["classes"]) for t, v in manifest["tasks"].items()})
-    example = tfrecord.parse_example(found[0], fields)
+    example = tfrecord.parse_example(found[0], shards.fields)
     hot = example[f"labels/{task}"].numpy()
     names = [c for c, h in zip(manifest["tasks"][task]["classes"], hot, strict=True) if h]
+    rate = manifest["sampling_rate"]
     return Record(ecg_id, example["signal"].numpy(), rate, tuple(sorted(names)))
 
 
