@@ -62,13 +62,15 @@ def main():
 
     import keras
 
-    from ecg_keras import export, export_check, losses, metrics, recipe, runtime, serving
+    from ecg_keras import export, export_check, losses, metrics, runtime, serving
+    from ecg_keras.run import Run
 
     del losses  # imported to register the loss that model.keras may name
     export_dir = Path(args.export_dir)
     report = json.loads((export_dir / export.EXPORT_JSON).read_text())
     source = report["source"]
-    config, stats = recipe.load_run(source["workdir"])
+    run = Run.load(source["workdir"])
+    config, stats = run.config, run.stats
     if args.data_dir:
         config = dataclasses.replace(config, data_dir=args.data_dir)
     records = export_check.load_records(config, config.test_folds)

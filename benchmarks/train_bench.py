@@ -31,24 +31,24 @@ DEFAULT_CONFIGS = "configs/superdiagnostic.cfg,configs/resnet1d_wang_superdiagno
 
 
 def resolve(flagfile: str, data_dir: str | None):
-    """(TrainConfig, manifest, classes) of ``train --flagfile=flagfile``, data checked."""
-    from ecg_keras import compare, recipe
+    """The ``run.Run`` of ``train --flagfile=flagfile``: data checked, statistics computed."""
+    from ecg_keras import compare
+    from ecg_keras.run import Run
 
     args = [f"--flagfile={flagfile}"] + ([f"--data_dir={data_dir}"] if data_dir else [])
-    return recipe.prepare_data(compare.resolve(args))
+    return Run.prepare(compare.resolve(args))
 
 
-def epoch_seconds(config, manifest, classes, epochs: int) -> tuple[list[float], int]:
+def epoch_seconds(run, epochs: int) -> tuple[list[float], int]:
     """Seconds of each epoch after the first, and the training records per epoch."""
     import keras
 
-    from ecg_keras import input_pipeline, recipe
+    from ecg_keras import recipe
 
+    config = run.config
     keras.utils.set_random_seed(config.seed)
-    stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
-    train_ds = recipe.make_split(config, config.train_folds, True, stats)
-    model = recipe.build_model(config, classes)
-    recipe.compile_model(model, config, manifest, classes)
+    train_ds = run.split(config.train_folds, True)
+    model = recipe.compile_model(recipe.build_model(run), run)
     times = []
 
     class Timer(keras.callbacks.Callback):
@@ -59,7 +59,7 @@ def epoch_seconds(config, manifest, classes, epochs: int) -> tuple[list[float], 
             times.append(time.perf_counter() - self.start)
 
     model.fit(train_ds, epochs=epochs + 1, callbacks=[Timer()], verbose=0)
-    steps = recipe.steps_per_epoch(config, manifest)
+    steps = recipe.steps_per_epoch(config, run.manifest)
     return times[1:], steps * config.batch_size
 
 
@@ -81,8 +81,8 @@ def main():
     resolved = {f: resolve(f, args.data_dir) for f in flagfiles}
     rates = {f: [] for f in flagfiles}
     for repeat in range(args.repeats):
-        for flagfile, (config, manifest, classes) in resolved.items():
-            seconds, records = epoch_seconds(config, manifest, classes, args.epochs)
+        for flagfile, run in resolved.items():
+            seconds, records = epoch_seconds(run, args.epochs)
             rates[flagfile] += [records / s for s in seconds]
             print(f"repeat {repeat}: {flagfile}: {records} records/epoch, "
                   f"{[round(s, 2) for s in seconds]} s", file=sys.stderr, flush=True)  # fmt: skip
@@ -94,8 +94,8 @@ def main():
         "baseline": flagfiles[-1],
         "configs": {
             f: {
-                "model": resolved[f][0].model,
-                "batch_size": resolved[f][0].batch_size,
+                "model": resolved[f].config.model,
+                "batch_size": resolved[f].config.batch_size,
                 "records_per_s_median": round(statistics.median(r), 1),
                 "records_per_s_min": round(min(r), 1),
                 "records_per_s_max": round(max(r), 1),

@@ -52,7 +52,7 @@ class FeatureConfig:
     # peaks at A/2). 1e-3 mV is PTB-XL's quantization step (1000 adu/mV): finer detail is noise.
     log_offset: float = 1e-3
     # What the model sees: "spectrogram" (the STFT above) or "signal" (the raw crop,
-    # standardized like the PTB-XL benchmark's 1D models). Not a flag: ``recipe.prepare_data``
+    # standardized like the PTB-XL benchmark's 1D models). Not a flag: ``Run.prepare``
     # sets it from the model preset, as it sets the sampling rate from the data, so a run can
     # never feed spectrograms to a 1D model; saved in run.json, so evaluate and export follow.
     representation: str = "spectrogram"

@@ -48,37 +48,37 @@ class EnsembleConfig:
 
 
 def load_members(workdirs) -> list[dict]:
-    """Each member's config, stats and classes, checked against the first member.
+    """Each member's ``run.Run``, checked against the first member.
 
     Returns:
-      [{"workdir", "config", "stats", "classes"}] in the order given.
+      [{"workdir", "run"}] in the order given.
 
     Raises:
       FileNotFoundError / ValueError naming the workdir that is missing or differs.
     """
     from ecg_keras import recipe
+    from ecg_keras.run import Run
 
     members = []
     for workdir in workdirs:
-        config, stats = recipe.load_run(workdir)
+        run = Run.load(workdir)
         if not (Path(workdir) / recipe.MODEL).is_file():
             raise FileNotFoundError(f"{Path(workdir) / recipe.MODEL} not found: no trained model")
-        members.append({"workdir": workdir, "config": config, "stats": stats})
+        members.append({"workdir": workdir, "run": run})
     first = members[0]
-    for member in members:  # the task first: another task's classes would not resolve
+    for member in members:
         for field in SHARED:
-            mine, theirs = getattr(member["config"], field), getattr(first["config"], field)
+            mine, theirs = getattr(member["run"].config, field), getattr(first["run"].config, field)
             if mine != theirs:
                 raise ValueError(
                     f"{member['workdir']}: --{field}={mine}, but {first['workdir']} has "
                     f"--{field}={theirs}; ensemble members must share task, classes and folds"
                 )
-    for member in members:
-        member["classes"] = recipe.run_classes(member["config"])
-        if member["classes"] != first["classes"]:
+        if member["run"].classes != first["run"].classes:
             raise ValueError(
-                f"{member['workdir']}: classes {member['classes']}, but {first['workdir']} "
-                f"has {first['classes']}; ensemble members must share task, classes and folds"
+                f"{member['workdir']}: classes {list(member['run'].classes)}, but "
+                f"{first['workdir']} has {list(first['run'].classes)}; ensemble members must "
+                "share task, classes and folds"
             )
     return members
 
@@ -94,12 +94,11 @@ def member_predictions(member: dict) -> dict[str, tuple[np.ndarray, ...]]:
 
     from ecg_keras import evaluate, recipe
 
-    config, stats = member["config"], member["stats"]
+    run = member["run"]
     model = keras.models.load_model(Path(member["workdir"]) / recipe.MODEL, compile=False)
     out = {}
-    for split, folds in (("val", config.val_folds), ("test", config.test_folds)):
-        ds = recipe.make_split(config, folds, False, stats)
-        out[split] = evaluate.predict(model, ds, config.aggregate)
+    for split, folds in (("val", run.config.val_folds), ("test", run.config.test_folds)):
+        out[split] = evaluate.predict(model, run.split(folds, False), run.config.aggregate)
     return out
 
 
@@ -136,7 +135,7 @@ def ensemble(config: EnsembleConfig) -> dict:
     predictions = [member_predictions(m) for m in members]
     _, *val = combine(members, predictions, "val")
     ids, *test = combine(members, predictions, "test")
-    first, classes = members[0]["config"], members[0]["classes"]
+    first, classes = members[0]["run"].config, list(members[0]["run"].classes)
     result = evaluate.report(val, test, classes, first.task)
     result["test_folds"] = list(first.test_folds)
     result["members"] = [m["workdir"] for m in members]
@@ -145,9 +144,9 @@ def ensemble(config: EnsembleConfig) -> dict:
     own = [
         {
             "workdir": m["workdir"],
-            "model": m["config"].model,
-            "seed": m["config"].seed,
-            "aggregate": m["config"].aggregate,
+            "model": m["run"].config.model,
+            "seed": m["run"].config.seed,
+            "aggregate": m["run"].config.aggregate,
             **{f"{split}_macro_auc": metrics.macro_auc(*p[split][1:]) for split in ("val", "test")},
         }
         for m, p in zip(members, predictions, strict=True)

@@ -103,25 +103,27 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     import keras
 
     from ecg_keras import plots, recipe
+    from ecg_keras.run import Run
 
     workdir = Path(workdir)
-    config, stats = recipe.load_run(workdir)
+    saved = Run.load(workdir, data_dir and str(data_dir))
+    config = saved.config
     changes = {}
     if windows is not None:
         changes = {"crop_seconds": windows[0], "window_stride_seconds": windows[1] or 1.0}
     features = dataclasses.replace(config.features, **changes)
     config = dataclasses.replace(
         config,
-        data_dir=str(data_dir or config.data_dir),
         features=features,
         test_folds=tuple(folds or config.test_folds),
         aggregate=aggregate or config.aggregate,
     )
     model = keras.models.load_model(workdir / recipe.MODEL, compile=False)  # inference only
-    classes = recipe.run_classes(config)
+    classes = list(saved.classes)
+    scored = saved.with_config(config, saved.stats)
 
     def run(folds):
-        return predict(model, recipe.make_split(config, folds, False, stats), config.aggregate)
+        return predict(model, scored.split(folds, False), config.aggregate)
 
     _, *val = run(config.val_folds)
     ids, *test = run(config.test_folds)

@@ -67,24 +67,27 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
       folds: ``strat_fold`` values.
       limit: keep a random sample of this many records (drawn with ``seed``).
     """
-    from ecg_keras import input_pipeline, recipe
+    from ecg_keras import input_pipeline
+    from ecg_keras.run import class_columns
 
     name = f"labels/{config.task}"
     got = input_pipeline.read_labelled(config.data_dir, folds, config.task, ["signal", name])
     ids, signals = got["ecg_id"], got["signal"]
-    labels = got[name][:, recipe.class_index(config)].astype(np.float32)
+    labels = got[name][:, class_columns(config)].astype(np.float32)
     order = np.arange(len(ids))  # read_labelled sorts by ecg_id
     if limit is not None and limit < len(order):
         order = np.sort(np.random.default_rng(seed).choice(order, limit, replace=False))
     return Records(ids[order], signals[order], labels[order])
 
 
-def evaluate_probabilities(network, config, stats, records: Records) -> np.ndarray:
-    """``ecg_keras.evaluate``'s predictions for ``records`` (same folds), float32 [n, classes]."""
-    from ecg_keras import evaluate, recipe
+def evaluate_probabilities(network, run, records: Records) -> np.ndarray:
+    """``ecg_keras.evaluate``'s predictions for ``records`` (the test folds of the
+    ``run.Run``), float32 [n, classes]."""
+    from ecg_keras import evaluate
 
+    config = run.config
     folds = sorted({int(f) for f in config.test_folds})
-    ds = recipe.make_split(config, folds, False, stats)
+    ds = run.split(folds, False)
     ids, _, probs = evaluate.predict(network, ds, config.aggregate)
     position = {int(i): k for k, i in enumerate(ids)}
     missing = [int(i) for i in records.ecg_ids if int(i) not in position]

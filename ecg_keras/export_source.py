@@ -31,9 +31,12 @@ class Member:
 
     workdir: Path
     model_path: Path
-    config: TrainConfig
-    stats: tuple  # (mean, std) from its training folds
+    run: object  # run.Run: config, classes, normalization statistics
     network: object  # keras.Model: features -> logits
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.run.config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,9 +66,7 @@ class Source:
         """float32 [n, classes]: ``evaluate``'s probabilities, averaged over the members."""
         from ecg_keras.export_check import evaluate_probabilities
 
-        probs = [
-            evaluate_probabilities(m.network, m.config, m.stats, records) for m in self.members
-        ]
+        probs = [evaluate_probabilities(m.network, m.run, records) for m in self.members]
         return np.mean(probs, axis=0).astype(np.float32)
 
 
@@ -83,15 +84,14 @@ def _run_metrics(workdir: Path) -> dict:
 def _member(workdir: Path, model_path: Path, data_dir: str | None) -> Member:
     import keras
 
-    from ecg_keras import losses, recipe  # noqa: F401  losses: registers what model.keras names
+    from ecg_keras import losses  # noqa: F401  registers the loss that model.keras may name
+    from ecg_keras.run import Run
 
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found (--model / --workdir)")
-    config, stats = recipe.load_run(workdir)
-    if data_dir:
-        config = dataclasses.replace(config, data_dir=data_dir)
+    run = Run.load(workdir, data_dir)
     network = keras.models.load_model(model_path, compile=False)
-    return Member(workdir, model_path, config, stats, network)
+    return Member(workdir, model_path, run, network)
 
 
 def _same_windows(members) -> None:
@@ -136,7 +136,7 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
         members = (_member(root, model_path, data_dir),)
         info.update(model=str(model_path), model_sha256=manifest.sha256_file(model_path))
     endpoints = [
-        serving.make_endpoint(m.network, m.config, m.stats, thresholds)[0] for m in members
+        serving.make_endpoint(m.network, m.config, m.run.stats, thresholds)[0] for m in members
     ]
     endpoint = (
         endpoints[0] if len(endpoints) == 1 else serving.average_endpoints(endpoints, thresholds)

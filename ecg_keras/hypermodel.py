@@ -2,12 +2,12 @@
 
 A trial's hyperparameters become a ``TrainConfig`` (``trial_config``), and the trial is built
 and trained with the functions ``train`` uses (``recipe.build_model``, ``compile_model``,
-``make_split``, ``callbacks.ValidationAuc``): the tuner has no layers or training loop of its
+``Run.split``, ``callbacks.ValidationAuc``): the tuner has no layers or training loop of its
 own, and a trial's config written as a flagfile (``config_flags.flags_text``) is an ordinary
 training run.
 
     space = SearchSpace(families=("vgg",), base_filters=(16, 32))
-    hypermodel = EcgHyperModel(base_config, manifest, classes, space)
+    hypermodel = EcgHyperModel(Run.prepare(base_config), space)
 
 Hyperparameters (conditional ones are scoped to their family with ``conditional_scope``):
 
@@ -163,38 +163,41 @@ class EcgHyperModel(kt.HyperModel):
     ``trials.csv`` reports.
     """
 
-    def __init__(self, base: TrainConfig, manifest: dict, classes: list[str], space: SearchSpace):
+    def __init__(self, base, space: SearchSpace):
+        """``base``: the ``run.Run`` of the base config (data, classes, statistics)."""
         super().__init__(name="ecg_keras")
-        self.base, self.manifest, self.classes, self.space = base, manifest, classes, space
-        self._stats = {}  # normalization statistics per FeatureConfig (STFT setting, input)
+        self.base, self.space = base, space
+        # Normalization statistics per FeatureConfig (STFT setting, input): trials share them.
+        self._stats = {base.config.features: base.stats}
+
+    def trial_run(self, hp, epochs=None, with_stats=True):
+        """The ``run.Run`` of the trial that ``hp`` describes (``stats`` None without
+        ``with_stats``: building a model does not need them)."""
+        from ecg_keras import input_pipeline
+
+        config = trial_config(self.base.config, self.space, hp, epochs)
+        if with_stats and config.features not in self._stats:  # frozen dataclass: hashable
+            self._stats[config.features] = input_pipeline.feature_stats(
+                config.data_dir, config.train_folds, config.features
+            )
+        return self.base.with_config(config, self._stats.get(config.features))
 
     def build(self, hp):
         import keras
 
-        config = trial_config(self.base, self.space, hp)
-        keras.utils.set_random_seed(config.seed)  # as train does, so best_flags.cfg reproduces
-        return recipe.build_model(config, self.classes)
-
-    def stats(self, features: FeatureConfig):
-        from ecg_keras import input_pipeline
-
-        if features not in self._stats:  # frozen dataclass: hashable
-            self._stats[features] = input_pipeline.feature_stats(
-                self.base.data_dir, self.base.train_folds, features
-            )
-        return self._stats[features]
+        run = self.trial_run(hp, with_stats=False)
+        keras.utils.set_random_seed(run.config.seed)  # as train does: best_flags.cfg reproduces
+        return recipe.build_model(run)
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
 
         start = time.perf_counter()
-        config = trial_config(self.base, self.space, hp, epochs)
+        run = self.trial_run(hp, epochs)
+        config = run.config
         # A Hyperband continuation trains epochs initial_epoch..epochs with a fresh schedule.
-        recipe.compile_model(
-            model, config, self.manifest, self.classes, config.epochs - initial_epoch
-        )
-        stats = self.stats(config.features)
-        train_ds = recipe.make_split(config, config.train_folds, True, stats)
-        val_ds = recipe.make_split(config, config.val_folds, False, stats)
+        recipe.compile_model(model, run, config.epochs - initial_epoch)
+        train_ds = run.split(config.train_folds, True)
+        val_ds = run.split(config.val_folds, False)
         score = ValidationAuc(val_ds, config.aggregate)
         model.fit(
             train_ds,

@@ -35,10 +35,11 @@ def is_chief(strategy) -> bool:
     )
 
 
-def fit(model, config, strategy, stats, steps_per_epoch: int, workdir: Path, val_callbacks):
-    """Trains ``model`` (built and compiled in ``strategy.scope()``) for ``config.epochs``.
+def fit(model, run, strategy, workdir: Path, val_callbacks):
+    """Trains ``model`` (built and compiled in ``strategy.scope()``) for ``run.config.epochs``.
 
     Args:
+      run: the ``run.Run``: its training folds, statistics and steps per epoch.
       val_callbacks: Keras callbacks run after each epoch with the epoch's logs (``auc``,
         ``loss``) on every worker; ``ValidationAuc`` adds ``val_macro_auc``.
       workdir: the chief's workdir (its checkpoint is read by every worker on resume).
@@ -52,9 +53,11 @@ def fit(model, config, strategy, stats, steps_per_epoch: int, workdir: Path, val
     from ecg_keras import recipe
 
     chief = is_chief(strategy)
+    config = run.config
+    steps_per_epoch = recipe.steps_per_epoch(config, run.manifest)
 
     def dataset_fn(input_context):
-        ds = recipe.make_split(config, config.train_folds, True, stats, input_context=input_context)
+        ds = run.split(config.train_folds, True, input_context=input_context)
         return ds.repeat()  # each worker's shard differs in length: steps are counted instead
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))

@@ -96,11 +96,12 @@ def labelled_records(config, folds) -> tuple[np.ndarray, np.ndarray]:
       ecg_ids int64 [records] ascending, labels float32 [records, classes] (the run's
       classes), records labelled for the task only (as ``make_dataset`` keeps them).
     """
-    from ecg_keras import input_pipeline, recipe
+    from ecg_keras import input_pipeline
+    from ecg_keras.run import class_columns
 
     name = f"labels/{config.task}"
     got = input_pipeline.read_labelled(config.data_dir, folds, config.task, [name])
-    return got["ecg_id"], got[name][:, recipe.class_index(config)].astype(np.float32)
+    return got["ecg_id"], got[name][:, class_columns(config)].astype(np.float32)
 
 
 def write_csv_atomic(path, frame) -> None:

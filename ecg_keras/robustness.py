@@ -163,9 +163,11 @@ class RunModel:
         import keras
 
         from ecg_keras import losses, recipe, serving  # noqa: F401  losses registers the loss
+        from ecg_keras.run import Run
 
         workdir = Path(workdir)
-        config, stats = recipe.load_run(workdir)
+        run = Run.load(workdir)
+        config, stats = run.config, run.stats
         run_metrics = json.loads((workdir / "metrics.json").read_text())
         thresholds = serving.exported_thresholds(run_metrics["thresholds"])
         model = keras.models.load_model(workdir / recipe.MODEL, compile=False)

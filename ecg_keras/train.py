@@ -20,15 +20,7 @@ from pathlib import Path
 
 from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
-from ecg_keras.recipe import (
-    FLAGS_FILE,
-    RUN,
-    build_model,
-    compile_model,
-    make_split,
-    prepare_data,
-    steps_per_epoch,
-)
+from ecg_keras.recipe import FLAGS_FILE, RUN, build_model, compile_model
 
 
 def make_strategy(name: str):
@@ -54,13 +46,13 @@ def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
-def _fit(model, config, strategy, stats, manifest, workdirs, datasets):
+def _fit(model, run, strategy, workdirs, datasets):
     """Runs the epochs with Keras' ``fit``, or the multi-worker loop.
 
     Args:
-      manifest: the data's, for the multi-worker loop's steps per epoch.
+      run: the ``run.Run`` being trained.
       workdirs: (this worker's workdir, the chief's workdir).
-      datasets: (train, validation) from ``make_split``.
+      datasets: (train, validation) from ``run.split``.
 
     Returns:
       (first epoch run from 0, seconds, the KeepModel callback: the best epoch).
@@ -71,15 +63,15 @@ def _fit(model, config, strategy, stats, manifest, workdirs, datasets):
     from ecg_keras.callbacks import KeepModel, ValidationAuc
 
     workdir, chief_workdir = workdirs
+    config = run.config
     history_csv = keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True)
     if config.strategy == "multi_worker":
         # Every worker scores (the validation pass is collective); only the chief keeps files.
         keep = KeepModel(workdir, config.select)
         callbacks = [ValidationAuc(datasets[1], config.aggregate)]
         callbacks += [keep] if multi_worker.is_chief(strategy) else []
-        steps = steps_per_epoch(config, manifest)
         first, seconds = multi_worker.fit(
-            model, config, strategy, stats, steps, chief_workdir, [*callbacks, history_csv]
+            model, run, strategy, chief_workdir, [*callbacks, history_csv]
         )
         return first, seconds, keep
     keep = KeepModel(workdir, config.select)
@@ -106,11 +98,13 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     """
     import keras
 
-    from ecg_keras import evaluate, input_pipeline, multi_worker, plots
+    from ecg_keras import evaluate, multi_worker, plots
+    from ecg_keras.run import Run
 
     workdir = Path(workdir)
     strategy = make_strategy(config.strategy)  # before other TF work, as tf.distribute asks
-    config, manifest, classes = prepare_data(config)
+    run = Run.prepare(config)
+    config = run.config
     distributed = config.strategy == "multi_worker"
     if distributed and config.mixed_precision:
         raise ValueError("--mixed_precision is not supported with --strategy=multi_worker")
@@ -126,22 +120,21 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     # tf.data's seeded shuffle also depends on TF's global seed: set it before the datasets
     # exist, as tune's trials do (build() seeds, then fit() makes the datasets).
     keras.utils.set_random_seed(config.seed)
-    stats = input_pipeline.feature_stats(config.data_dir, config.train_folds, config.features)
     atomic.write_json(
         workdir / RUN,
         {
             "config": dataclasses.asdict(config),
-            "classes": classes,
-            "stats": {"mean": stats[0].tolist(), "std": stats[1].tolist()},
+            "classes": list(run.classes),
+            "stats": {"mean": run.stats[0].tolist(), "std": run.stats[1].tolist()},
         },
     )
-    train_ds = make_split(config, config.train_folds, True, stats)
-    val_ds = make_split(config, config.val_folds, False, stats)
+    train_ds = run.split(config.train_folds, True)
+    val_ds = run.split(config.val_folds, False)
     keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
     with strategy.scope():
-        model = compile_model(build_model(config, classes), config, manifest, classes)
+        model = compile_model(build_model(run), run)
     first, seconds, validation = _fit(
-        model, config, strategy, stats, manifest, (workdir, chief_workdir), (train_ds, val_ds)
+        model, run, strategy, (workdir, chief_workdir), (train_ds, val_ds)
     )
     if not chief:
         shutil.rmtree(workdir, ignore_errors=True)

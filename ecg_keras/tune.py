@@ -159,12 +159,13 @@ def tune(base: TrainConfig, space: SearchSpace, options: TuneOptions) -> list[di
     Raises:
       ValueError / FileNotFoundError before any trial for bad data, space or options.
     """
-    from ecg_keras import recipe
+    from ecg_keras.run import Run
 
-    base, manifest, classes = recipe.prepare_data(base)  # a missing data dir fails here
+    run = Run.prepare(base)  # a missing data dir fails here, before any trial
+    base = run.config
     space.check(base.features)
     epochs = options.max_epochs or base.epochs
-    model = hypermodel.EcgHyperModel(base, manifest, classes, space)
+    model = hypermodel.EcgHyperModel(run, space)
     tuner = make_tuner(model, options, epochs, base.seed)
     project = Path(options.tuning_dir) / options.project
     if not is_worker():  # the oracle lives here: keep trials.csv current as trials end

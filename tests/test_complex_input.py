@@ -12,6 +12,7 @@ import pytest
 
 from ecg_keras import config_flags, export, hypermodel, recipe, serving, train, tune
 from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.run import Run
 
 from conftest import tiny_benchmark_split_tfrecords
 
@@ -53,8 +54,7 @@ def test_complex_run_trains_on_36_channels(complex_run):
     assert np.abs(mean[:, 12:]).max() < 0.5 < np.abs(mean[:, :12]).min()
     flags_cfg = (workdir / "flags.cfg").read_text()
     assert "--input=complex\n" in flags_cfg and "--complex_scale=0.01\n" in flags_cfg
-    config, _ = recipe.load_run(workdir)
-    assert recipe.model_input_shape(config) == (None, 26, 36)
+    assert recipe.model_input_shape(Run.load(workdir).config) == (None, 26, 36)
     # Each superclass is a tone of its own frequency: chance is 0.5.
     assert metrics["test"]["macro_auc"] > 0.75 and metrics["val"]["macro_auc"] > 0.75
 
@@ -91,7 +91,7 @@ def test_signal_model_refuses_the_complex_input(tmp_path):
         features=FeatureConfig(input="complex"),
     )
     with pytest.raises(ValueError, match="--input=complex applies to spectrogram models"):
-        recipe.prepare_data(config)  # before it looks for the data
+        Run.prepare(config)  # before it looks for the data
 
 
 def test_config_file_is_the_vgg_config_with_complex_input(parsed_flags):

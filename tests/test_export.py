@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from ecg_keras import evaluate, export, export_check, ptbxl, recipe, runtime, serving
+from ecg_keras.run import Run
 
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
 
@@ -21,10 +22,10 @@ def _evaluate_predictions(workdir):
     """ecg_id -> probabilities float32 [classes], as ``ecg_keras.evaluate`` computes them."""
     import keras
 
-    config, stats = recipe.load_run(workdir)
+    run = Run.load(workdir)
     model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
     ids, _, probs = evaluate.predict(
-        model, recipe.make_split(config, config.test_folds, False, stats), config.aggregate
+        model, run.split(run.config.test_folds, False), run.config.aggregate
     )
     return dict(zip(ids.tolist(), probs, strict=True))
 

@@ -15,6 +15,7 @@ import pytest
 
 from ecg_keras import config_flags, hypermodel, tune
 from ecg_keras.config import TrainConfig
+from ecg_keras.run import Run
 
 # A search space of tiny models, so that a trial is one short epoch on the real subset.
 TINY_SPACE = [
@@ -70,7 +71,8 @@ def test_best_flags_text_is_the_trial_config(parsed_flags, tmp_path):
         parsed_flags(f"--flagfile={path}")
         assert config_flags.config_from_flags() == config
         # The model tune builds is the one train builds from that config.
-        model = hypermodel.EcgHyperModel(config, {}, ["A", "B"], space).build(hp)
+        base_run = Run(config, manifest={}, classes=("A", "B"), stats=None)
+        model = hypermodel.EcgHyperModel(base_run, space).build(hp)
         assert model.name == config.model and model.output_shape == (None, 2)
         prefix = "block" if family == "vgg" else "stage"
         names = [layer.name for layer in model.layers]
