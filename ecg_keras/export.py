@@ -85,6 +85,49 @@ def _progress(start: float, message: str) -> None:
     print(f"[export {time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
+def _write_artifacts(tmp: Path, source, config: ExportConfig, name: str, version: int, log):
+    """SavedModel, metadata, warm-up file and the TFLite modes of ``source`` into ``tmp``."""
+    run_config = source.config
+    calibration = None
+    if "int8" in config.tflite:
+        calibration = export_check.load_records(
+            run_config, run_config.train_folds, config.calibration_records, run_config.seed
+        ).signals
+    meta = serving.metadata(run_config, source.classes, source.thresholds, source.info)
+    meta.update(name=name, version=version)
+    log(f"writing the SavedModel (version {version})")
+    serving.write_saved_model(tmp, source.endpoint, run_config)
+    runtime.metadata_path(tmp).parent.mkdir()
+    atomic.write_json(runtime.metadata_path(tmp), meta)
+    serving.write_warmup(tmp / runtime.ASSETS_EXTRA / serving.WARMUP, name, meta["input_samples"])
+    tflite_dir = tmp / "tflite"
+    tflite_dir.mkdir()
+    atomic.write_json(tflite_dir / serving.METADATA, meta)
+    for mode in config.tflite:
+        note = f", calibrated on {len(calibration)} training records" if mode == "int8" else ""
+        log(f"converting to TFLite {mode}{note}")
+        (tflite_dir / f"{mode}.tflite").write_bytes(lite.convert(tmp, mode, calibration))
+
+
+def _publish(tmp: Path, output_dir: Path, version: int, result: dict) -> None:
+    """Renames ``tmp`` to ``OUTPUT_DIR/VERSION``, or, when a check failed, to
+    ``OUTPUT_DIR/.failed-VERSION`` and raises ``CheckError`` naming every failure."""
+    if not result["passed"]:
+        failed = output_dir / f".failed-{version}"
+        shutil.rmtree(failed, ignore_errors=True)
+        os.replace(tmp, failed)
+        bad = [a for a in result["artifacts"] if not a["check"]["passed"]]
+        raise export_check.CheckError(
+            f"check failed for {[a['name'] for a in bad]}; nothing published, artifacts and "
+            f"{EXPORT_JSON} kept in {failed}: "
+            + "; ".join(f"{a['name']}: {', '.join(a['check']['failures'])}" for a in bad)
+        )
+    try:
+        os.rename(tmp, output_dir / str(version))  # fails rather than replace a version
+    except OSError as e:
+        raise ValueError(f"{output_dir / str(version)} appeared during the export: {e}") from None
+
+
 def export(config: ExportConfig) -> dict:
     """Writes, checks and publishes one version. Returns the export.json content.
 
@@ -95,68 +138,28 @@ def export(config: ExportConfig) -> dict:
     from ecg_keras import export_source
 
     start = time.perf_counter()
+
+    def log(message):
+        _progress(start, message)
+
     source = export_source.load(config.workdir, config.model, config.data_dir)
-    run_config = source.config
     output_dir = Path(config.output_dir)
     version = resolve_version(output_dir, config.version)
-
-    folds = tuple(run_config.test_folds)
-    _progress(start, f"reading the check records (folds {list(folds)}) and calibration records")
-    records = export_check.load_records(run_config, folds)
-    calibration = None
-    if "int8" in config.tflite:
-        calibration = export_check.load_records(
-            run_config, run_config.train_folds, config.calibration_records, run_config.seed
-        ).signals
+    folds = tuple(source.config.test_folds)
+    log(f"reading the check records (folds {list(folds)}) and calibration records")
+    records = export_check.load_records(source.config, folds)
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / f".export-{version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        meta = serving.metadata(run_config, source.classes, source.thresholds, source.info)
-        meta.update(name=output_dir.name, version=version)
-        _progress(start, f"writing the SavedModel to {output_dir / str(version)}")
-        serving.write_saved_model(tmp, source.endpoint, run_config)
-        runtime.metadata_path(tmp).parent.mkdir()
-        atomic.write_json(runtime.metadata_path(tmp), meta)
-        serving.write_warmup(
-            tmp / runtime.ASSETS_EXTRA / serving.WARMUP, output_dir.name, meta["input_samples"]
-        )
-        tflite_dir = tmp / "tflite"
-        tflite_dir.mkdir()
-        atomic.write_json(tflite_dir / serving.METADATA, meta)
-        for mode in config.tflite:
-            note = f", calibrated on {len(calibration)} training records" if mode == "int8" else ""
-            _progress(start, f"converting to TFLite {mode}{note}")
-            (tflite_dir / f"{mode}.tflite").write_bytes(lite.convert(tmp, mode, calibration))
-
-        result = export_check.check_artifacts(
-            tmp, source, config.tflite, records, lambda message: _progress(start, message)
-        )
+        _write_artifacts(tmp, source, config, output_dir.name, version, log)
+        result = export_check.check_artifacts(tmp, source, config.tflite, records, log)
         result.update(name=output_dir.name, version=version, source=source.info)
         atomic.write_json(tmp / EXPORT_JSON, result)
-        if not result["passed"]:
-            failed = output_dir / f".failed-{version}"
-            shutil.rmtree(failed, ignore_errors=True)
-            os.replace(tmp, failed)
-            bad = [a["name"] for a in result["artifacts"] if not a["check"]["passed"]]
-            raise export_check.CheckError(
-                f"check failed for {bad}; nothing published, artifacts and {EXPORT_JSON} "
-                f"kept in {failed}: "
-                + "; ".join(
-                    f"{a['name']}: {', '.join(a['check']['failures'])}"
-                    for a in result["artifacts"]
-                    if not a["check"]["passed"]
-                )
-            )
-        try:
-            os.rename(tmp, output_dir / str(version))  # fails rather than replace a version
-        except OSError as e:
-            raise ValueError(
-                f"{output_dir / str(version)} appeared during the export: {e}"
-            ) from None
+        _publish(tmp, output_dir, version, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _progress(start, f"published {output_dir / str(version)}")
+    log(f"published {output_dir / str(version)}")
     return result
 
 

@@ -157,6 +157,17 @@ def check_model(
     return result
 
 
+def _outputs(source, name: str, path, signals: np.ndarray) -> dict[str, np.ndarray]:
+    """An artifact's ``probabilities`` and ``labels`` on ``signals``, 64 records at a time:
+    the endpoint run eagerly for "keras", else the SavedModel or TFLite file at ``path``."""
+    from ecg_keras import runtime
+
+    predict = source.endpoint if name == "keras" else runtime.load(path)
+    parts = [predict(signals[i : i + 64]) for i in range(0, len(signals), 64)]
+    keys = ("probabilities", "labels")
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in keys}
+
+
 def check_artifacts(folder, source, modes, records: Records, progress=print) -> dict:
     """Runs ``check_model`` on every artifact of an export on the same ``records``.
 
@@ -175,27 +186,12 @@ def check_artifacts(folder, source, modes, records: Records, progress=print) -> 
     from ecg_keras import runtime
 
     progress(f"checking every artifact on {len(records.ecg_ids)} test records")
-    endpoint, model_path, thresholds = source.endpoint, source.model_path, source.thresholds
+    thresholds = source.thresholds
     truth = source.truth(records)
     float_auc = float(metrics.macro_auc(records.labels, truth))
-    keras_out = [endpoint(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)]
-    outputs = {
-        "keras": {
-            k: np.concatenate([o[k].numpy() for o in keras_out])
-            for k in ("probabilities", "labels")
-        }
-    }
-    paths = {"keras": model_path, "saved_model": folder}
+    paths = {"keras": source.model_path, "saved_model": folder}
     paths.update({m: Path(folder) / "tflite" / f"{m}.tflite" for m in modes})
-    for name, path in paths.items():
-        if name != "keras":
-            predictor = runtime.load(path)
-            parts = [
-                predictor(records.signals[i : i + 64]) for i in range(0, len(records.signals), 64)
-            ]
-            outputs[name] = {
-                k: np.concatenate([p[k] for p in parts]) for k in ("probabilities", "labels")
-            }
+    outputs = {name: _outputs(source, name, path, records.signals) for name, path in paths.items()}
     references = {"evaluate": truth, **{n: o["probabilities"] for n, o in outputs.items()}}
     artifacts = []
     for name, path in paths.items():

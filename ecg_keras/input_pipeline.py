@@ -194,7 +194,7 @@ def make_dataset(
       after the batch, whatever the representation.
     """
     shards = open_shards(data_dir, folds)
-    manifest, files, fields = shards.manifest, shards.files, shards.fields
+    manifest = shards.manifest
     if config.sampling_rate != manifest["sampling_rate"]:
         raise DataError(
             f"{data_dir} holds {manifest['sampling_rate']} Hz records but the features are "
@@ -202,8 +202,33 @@ def make_dataset(
         )
     if task is not None and task not in manifest["tasks"]:
         raise DataError(f"unknown task {task!r}; {data_dir} has {sorted(manifest['tasks'])}")
-    auto = tf.data.AUTOTUNE
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    ds = _records(shards, task, training, seed, deterministic, input_context)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    elif config.crop_seconds:
+        length, stride = config.input_samples, config.samples(config.window_stride_seconds)
+        ds = ds.map(lambda signal, *rest: (features.sliding_windows(signal, length, stride), *rest))
+    ds = _model_inputs(ds.batch(batch_size), config, training, stats, seed, deterministic)
+    if not with_ids:
+        ds = ds.map(lambda x, labels, ecg_id: (x, labels))
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # Sharded in _records when asked; otherwise a strategy that shards on its own must split
+    # records (DATA): FILE cannot see through the zip with the seed stream.
+    policy = tf.data.experimental.AutoShardPolicy
+    sharded = input_context is not None
+    options.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
+
+def _records(shards: Shards, task, training, seed, deterministic, input_context):
+    """(signal float32 [samples, 12], labels float32 [classes], ecg_id int64) per record
+    labelled for ``task``, this pipeline's share under ``input_context``."""
+    auto, files = tf.data.AUTOTUNE, shards.files
     ds = tf.data.Dataset.from_tensor_slices(files)
     # Under distribute_datasets_from_function: shard by file when every pipeline gets one,
     # otherwise every pipeline reads all files and keeps every n-th record.
@@ -213,8 +238,6 @@ def make_dataset(
     shard_records = pipelines > 1 and len(files) < pipelines
     if pipelines > 1 and not shard_records:
         ds = ds.shard(pipelines, index)
-    if input_context is not None:
-        batch_size = input_context.get_per_replica_batch_size(batch_size)
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(
@@ -227,7 +250,7 @@ def make_dataset(
         ds = ds.shard(pipelines, index)
 
     def parse(serialized):  # [n] strings: parsing a batch at once is much cheaper
-        ex = tfrecord.parse_example(serialized, fields)
+        ex = tfrecord.parse_example(serialized, shards.fields)
         if task is None:
             return ex["signal"], ex["ecg_id"], ex["ecg_id"], tf.ones_like(ex["ecg_id"], tf.bool)
         labels = tf.cast(ex[f"labels/{task}"], tf.float32)
@@ -236,18 +259,14 @@ def make_dataset(
     ds = ds.batch(256).map(parse, num_parallel_calls=auto, deterministic=deterministic).unbatch()
     ds = ds.filter(lambda signal, labels, ecg_id, keep: keep)
     # (Zero-width labels are made after unbatch(): unbatching them crashes TF 2.21.)
-    ds = ds.map(
+    return ds.map(
         lambda signal, labels, ecg_id, keep: (signal, labels if task else tf.zeros([0]), ecg_id)
     )
-    if cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
-    elif config.crop_seconds:
-        length, stride = config.input_samples, config.samples(config.window_stride_seconds)
-        ds = ds.map(lambda signal, *rest: (features.sliding_windows(signal, length, stride), *rest))
-    ds = ds.batch(batch_size)
 
+
+def _model_inputs(ds, config: FeatureConfig, training, stats, seed, deterministic):
+    """Batches of (signal, labels, ecg_id) -> (model input, labels, ecg_id): augmentation,
+    spectrogram (or the signal itself), normalization, SpecAugment."""
     mean, std = (None, None) if stats is None else (tf.constant(stats[0]), tf.constant(stats[1]))
 
     def to_input(signal, labels, ecg_id, seed):
@@ -267,18 +286,8 @@ def make_dataset(
 
     # One seed pair per batch, reproducible from ``seed`` and different every epoch.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip(ds, seeds).map(
+    return tf.data.Dataset.zip(ds, seeds).map(
         lambda batch, s: to_input(*batch, s),
-        num_parallel_calls=auto,
+        num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    if not with_ids:
-        ds = ds.map(lambda x, labels, ecg_id: (x, labels))
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    # Sharded above when asked; otherwise a strategy that shards on its own must split
-    # records (DATA): FILE cannot see through the zip with the seed stream.
-    policy = tf.data.experimental.AutoShardPolicy
-    sharded = pipelines > 1 or input_context is not None
-    options.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
-    return ds.with_options(options).prefetch(auto)

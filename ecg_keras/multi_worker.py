@@ -35,6 +35,30 @@ def is_chief(strategy) -> bool:
     )
 
 
+def _train_step(model, strategy, auc):
+    """A tf.function: one all-reduced step on the next global batch of an iterator; returns
+    the summed per-replica loss."""
+    import tensorflow as tf
+
+    @tf.function
+    def train_step(iterator):
+        def replica_step(spec, labels):
+            with tf.GradientTape() as tape:
+                logits = model(spec, training=True)
+                # The loss is a per-replica mean: dividing by the replicas makes the all-reduced
+                # sum of gradients the gradient of the global-batch mean.
+                loss = model.loss(labels, logits) / strategy.num_replicas_in_sync
+            grads = tape.gradient(loss, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            auc.update_state(labels, logits)
+            return loss
+
+        losses = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return train_step
+
+
 def fit(model, run, strategy, workdir: Path, val_callbacks):
     """Trains ``model`` (built and compiled in ``strategy.scope()``) for ``run.config.epochs``.
 
@@ -74,22 +98,7 @@ def fit(model, run, strategy, workdir: Path, val_callbacks):
     save_dir = backup if chief else Path(tempfile.mkdtemp(prefix="ecg_keras_worker_"))
     manager = tf.train.CheckpointManager(checkpoint, str(save_dir), max_to_keep=1)
 
-    @tf.function
-    def train_step(iterator):
-        def replica_step(spec, labels):
-            with tf.GradientTape() as tape:
-                logits = model(spec, training=True)
-                # The loss is a per-replica mean: dividing by the replicas makes the all-reduced
-                # sum of gradients the gradient of the global-batch mean.
-                loss = model.loss(labels, logits) / strategy.num_replicas_in_sync
-            grads = tape.gradient(loss, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            auc.update_state(labels, logits)
-            return loss
-
-        losses = strategy.run(replica_step, args=next(iterator))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-
+    train_step = _train_step(model, strategy, auc)
     for callback in val_callbacks:
         callback.set_model(model)
         callback.on_train_begin()

@@ -190,25 +190,6 @@ class _Totals:
         }
 
 
-def _metadata(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """The example values of one record, less its signal, and its task -> multi-hot labels."""
-    from ecg_keras import tfrecord
-
-    labels = tasks.multi_hot(row.scp_codes)
-    values = {
-        "ecg_id": ecg_id,
-        "patient_id": int(row.patient_id),
-        "strat_fold": int(row.strat_fold),
-        "age": tfrecord.AGE_MISSING if np.isnan(row.age) else float(row.age),
-        "sex": int(row.sex),
-        "sampling_rate": rate,
-    }
-    for task, vec in labels.items():
-        values[f"labels/{task}"] = vec
-        values[f"has_label/{task}"] = int(vec.any())
-    return values, labels
-
-
 def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
     """Reads records in worker processes and writes ``plan``'s shards in order."""
     import tensorflow as tf
@@ -237,7 +218,8 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
         else:  # in-process: no spawn cost for tiny inputs and tests
             signals = map(ptbxl.read_signal_job, jobs)
         # Computed while the readers start: everything about a record but its signal.
-        metadata = {i: _metadata(rows[i], i, tasks, rate) for _, ids in plan for i in ids}
+        all_ids = [i for _, fold_ids in plan for i in fold_ids]
+        metadata = {i: tfrecord.record_values(rows[i], i, tasks, rate) for i in all_ids}
         bar = stack.enter_context(
             tqdm(total=len(jobs), unit="records", desc="prepare", mininterval=1)
         )

@@ -111,3 +111,21 @@ def shard_name(fold: int, index: int, count: int, compression: str) -> str:
     """``fold03-00001-of-00004.tfrecord[.gz]``; ``index`` counts from 0 like TF's shards."""
     suffix = ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
     return f"fold{fold:02d}-{index:05d}-of-{count:05d}{suffix}"
+
+
+def record_values(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """The example values of one record (its ``ptbxl_database.csv`` row), less its signal,
+    and its task -> multi-hot labels (``ptbxl.Tasks.multi_hot``)."""
+    labels = tasks.multi_hot(row.scp_codes)
+    values = {
+        "ecg_id": ecg_id,
+        "patient_id": int(row.patient_id),
+        "strat_fold": int(row.strat_fold),
+        "age": AGE_MISSING if np.isnan(row.age) else float(row.age),
+        "sex": int(row.sex),
+        "sampling_rate": rate,
+    }
+    for task, vec in labels.items():
+        values[f"labels/{task}"] = vec
+        values[f"has_label/{task}"] = int(vec.any())
+    return values, labels
