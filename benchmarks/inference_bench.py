@@ -62,8 +62,10 @@ def main():
 
     import keras
 
-    from ecg_keras import export, export_check, losses, metrics, runtime, serving
-    from ecg_keras.run import Run
+    from ecg_keras import export
+    from ecg_keras.deploy import export_check, runtime, serving
+    from ecg_keras.training import losses, metrics
+    from ecg_keras.training.run import Run
 
     del losses  # imported to register the loss that model.keras may name
     export_dir = Path(args.export_dir)

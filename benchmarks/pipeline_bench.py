@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from ecg_keras import ptbxl  # noqa: E402
+from ecg_keras.data import ptbxl  # noqa: E402
 
 
 def baseline(ptbxl_dir, ecg_ids, config, mean, std, batch_size):
@@ -37,7 +37,7 @@ def baseline(ptbxl_dir, ecg_ids, config, mean, std, batch_size):
     import scipy.signal
     import wfdb
 
-    from ecg_keras import features
+    from ecg_keras.data import features
 
     db = ptbxl.load_database(ptbxl_dir)
     frame_length, frame_step, fft_length, num_bins = features.stft_sizes(config)
@@ -114,8 +114,9 @@ def main():
     parser.add_argument("--stall_steps", type=int, default=20)
     args = parser.parse_args()
 
-    from ecg_keras import input_pipeline, manifest, prepare
+    from ecg_keras import prepare
     from ecg_keras.config import FeatureConfig
+    from ecg_keras.data import input_pipeline, manifest
 
     if not (Path(args.data_dir) / manifest.MANIFEST).is_file():
         prepare.prepare(prepare.PrepareConfig(ptbxl_dir=args.ptbxl_dir, output_dir=args.data_dir))

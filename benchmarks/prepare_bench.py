@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecg_keras import prepare, ptbxl  # noqa: E402
+from ecg_keras import prepare  # noqa: E402
+from ecg_keras.data import ptbxl
 
 
 def main():

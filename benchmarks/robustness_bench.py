@@ -37,7 +37,7 @@ def zero_padded(pairs, metadata, ptbxl_dir):
     """The 500 Hz files resampled as predict did before (resample_poly, zero padding)."""
     import scipy.signal
 
-    from ecg_keras import ptbxl
+    from ecg_keras.data import ptbxl
 
     db = ptbxl.load_database(ptbxl_dir)
     out = []
@@ -49,7 +49,7 @@ def zero_padded(pairs, metadata, ptbxl_dir):
 
 
 def test_auc(pairs, p_low, p_high, test_folds) -> dict:
-    from ecg_keras import metrics
+    from ecg_keras.training import metrics
 
     keep = np.isin(pairs.folds, test_folds) & (pairs.labels.sum(1) > 0)
     low = metrics.macro_auc(pairs.labels[keep], p_low[keep])
@@ -67,7 +67,8 @@ def main():
 
     import tqdm
 
-    from ecg_keras import ptbxl, robustness
+    from ecg_keras.analysis import robustness
+    from ecg_keras.data import ptbxl
 
     start = time.perf_counter()
     ptbxl_dir = args.ptbxl_dir or ptbxl.default_dir()

@@ -33,7 +33,7 @@ DEFAULT_CONFIGS = "configs/superdiagnostic.cfg,configs/resnet1d_wang_superdiagno
 def resolve(flagfile: str, data_dir: str | None):
     """The ``run.Run`` of ``train --flagfile=flagfile``: data checked, statistics computed."""
     from ecg_keras import compare
-    from ecg_keras.run import Run
+    from ecg_keras.training.run import Run
 
     args = [f"--flagfile={flagfile}"] + ([f"--data_dir={data_dir}"] if data_dir else [])
     return Run.prepare(compare.resolve(args))
@@ -43,7 +43,7 @@ def epoch_seconds(run, epochs: int) -> tuple[list[float], int]:
     """Seconds of each epoch after the first, and the training records per epoch."""
     import keras
 
-    from ecg_keras import recipe
+    from ecg_keras.training import recipe
 
     config = run.config
     keras.utils.set_random_seed(config.seed)

@@ -20,8 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecg_keras import cli_errors, config_flags, recipe
+from ecg_keras import cli_errors, config_flags
 from ecg_keras.config import TrainConfig
+from ecg_keras.training import recipe
 
 # Settings every config must share for a paired comparison on the same test records.
 SHARED = ("task", "classes", "test_folds")
@@ -220,7 +221,7 @@ def compare(options: CompareOptions) -> dict:
     Returns:
       {"trained": runs trained now, "runs": the Runs, "summary": compare_summary's tables}.
     """
-    from ecg_keras import compare_summary
+    from ecg_keras.analysis import compare_summary
 
     runs = plan(options)
     Path(options.output_dir).mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ecg_keras import ptbxl
+from ecg_keras.data import ptbxl
 
 REPRESENTATIONS = ("spectrogram", "signal")
 INPUTS = ("magnitude", "complex")

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ecg_keras import cli_errors
-from ecg_keras.manifest import sha256_file
+from ecg_keras.data.manifest import sha256_file
 
 DEFAULT_BASE_URL = "https://physionet.org/files/ptb-xl/{version}/"
 SUMS_FILE = "SHA256SUMS.txt"

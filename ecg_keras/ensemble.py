@@ -38,7 +38,7 @@ class EnsembleConfig:
         out = Path(self.output_dir)
         if out.resolve() in {Path(w).resolve() for w in self.workdirs}:
             raise ValueError(f"--output_dir={out} is one of the members")
-        from ecg_keras import recipe
+        from ecg_keras.training import recipe
 
         for name in (recipe.MODEL, recipe.FLAGS_FILE):
             if (out / name).exists():
@@ -56,8 +56,8 @@ def load_members(workdirs) -> list[dict]:
     Raises:
       FileNotFoundError / ValueError naming the workdir that is missing or differs.
     """
-    from ecg_keras import recipe
-    from ecg_keras.run import Run
+    from ecg_keras.training import recipe
+    from ecg_keras.training.run import Run
 
     members = []
     for workdir in workdirs:
@@ -92,7 +92,8 @@ def member_predictions(member: dict) -> dict[str, tuple[np.ndarray, ...]]:
     """
     import keras
 
-    from ecg_keras import evaluate, recipe
+    from ecg_keras import evaluate
+    from ecg_keras.training import recipe
 
     run = member["run"]
     model = keras.models.load_model(Path(member["workdir"]) / recipe.MODEL, compile=False)
@@ -108,7 +109,7 @@ def combine(members: list[dict], predictions: list[dict], split: str):
     Returns:
       ecg_ids int64 [n] ascending, y_true float32 [n, classes], y_prob float32 [n, classes].
     """
-    from ecg_keras import paired
+    from ecg_keras.analysis import paired
 
     named = {
         m["workdir"]: (p[split][0], p[split][2]) for m, p in zip(members, predictions, strict=True)
@@ -129,7 +130,9 @@ def combine(members: list[dict], predictions: list[dict], split: str):
 
 def ensemble(config: EnsembleConfig) -> dict:
     """Predicts with every member, averages, writes the run files; returns metrics.json."""
-    from ecg_keras import evaluate, metrics, plots
+    from ecg_keras import evaluate
+    from ecg_keras.analysis import plots
+    from ecg_keras.training import metrics
 
     members = load_members(config.workdirs)
     predictions = [member_predictions(m) for m in members]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import atomic, cli_errors, metrics
+from ecg_keras import atomic, cli_errors
+from ecg_keras.training import metrics
 
 METRICS = "metrics.json"
 # What training records about itself in metrics.json; evaluate_run keeps them.
@@ -102,8 +103,9 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     """
     import keras
 
-    from ecg_keras import plots, recipe
-    from ecg_keras.run import Run
+    from ecg_keras.analysis import plots
+    from ecg_keras.training import recipe
+    from ecg_keras.training.run import Run
 
     workdir = Path(workdir)
     saved = Run.load(workdir, data_dir and str(data_dir))

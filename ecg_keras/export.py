@@ -30,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from ecg_keras import atomic, cli_errors, export_check, lite, runtime, serving
+from ecg_keras import atomic, cli_errors
+from ecg_keras.deploy import export_check, lite, runtime, serving
 
 EXPORT_JSON = "export.json"
 
@@ -135,7 +136,7 @@ def export(config: ExportConfig) -> dict:
       ValueError / FileNotFoundError: bad flags, a missing run, an existing --version.
       export_check.CheckError: an artifact failed its check (nothing is published).
     """
-    from ecg_keras import export_source
+    from ecg_keras.deploy import export_source
 
     start = time.perf_counter()
 

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import atomic, cli_errors, ptbxl
+from ecg_keras import atomic, cli_errors
+from ecg_keras.data import ptbxl
 
 # One evaluation window (2.5 s, as in training crops): shorter records hold too few beats.
 MIN_SECONDS = 2.5
@@ -252,7 +253,7 @@ def define_flags():
 def main(argv):
     from absl import flags
 
-    from ecg_keras import runtime
+    from ecg_keras.deploy import runtime
 
     del argv
     f = flags.FLAGS

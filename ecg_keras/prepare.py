@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import atomic, cli_errors, ptbxl
-from ecg_keras.manifest import MANIFEST, sha256_file
+from ecg_keras import atomic, cli_errors
+from ecg_keras.data import ptbxl
+from ecg_keras.data.manifest import MANIFEST, sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +117,7 @@ def prepare(config: PrepareConfig) -> dict:
     """
     # TensorFlow is imported inside functions, not at the top: spawned readers re-import this
     # module, and importing TF there would cost each of them seconds and hundreds of MB.
-    from ecg_keras import tfrecord
+    from ecg_keras.data import tfrecord
 
     src, out = Path(config.ptbxl_dir), Path(config.output_dir)
     if not src.is_dir():
@@ -195,7 +196,7 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
     import tensorflow as tf
     from tqdm import tqdm
 
-    from ecg_keras import tfrecord
+    from ecg_keras.data import tfrecord
 
     out, rate = Path(config.output_dir), config.sampling_rate
     rows = dict(zip(db.index, db.itertuples(), strict=True))  # .loc per record is slow

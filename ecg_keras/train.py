@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
-from ecg_keras.recipe import FLAGS_FILE, RUN, build_model, compile_model
+from ecg_keras.training.recipe import FLAGS_FILE, RUN, build_model, compile_model
 
 
 def make_strategy(name: str):
@@ -59,8 +59,8 @@ def _fit(model, run, strategy, workdirs, datasets):
     """
     import keras
 
-    from ecg_keras import multi_worker
-    from ecg_keras.callbacks import KeepModel, ValidationAuc
+    from ecg_keras.training import multi_worker
+    from ecg_keras.training.callbacks import KeepModel, ValidationAuc
 
     workdir, chief_workdir = workdirs
     config = run.config
@@ -98,8 +98,10 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     """
     import keras
 
-    from ecg_keras import evaluate, multi_worker, plots
-    from ecg_keras.run import Run
+    from ecg_keras import evaluate
+    from ecg_keras.analysis import plots
+    from ecg_keras.training import multi_worker
+    from ecg_keras.training.run import Run
 
     workdir = Path(workdir)
     strategy = make_strategy(config.strategy)  # before other TF work, as tf.distribute asks

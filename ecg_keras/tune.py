@@ -28,9 +28,10 @@ if __name__ == "__main__":  # before TensorFlow is imported; not when tests impo
     # slower (392 vs 179-225 ms). Set TF_ENABLE_ONEDNN_OPTS=1 explicitly to take the risk.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from ecg_keras import atomic, cli_errors, config_flags, hypermodel
+from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
-from ecg_keras.hypermodel import OBJECTIVE, SearchSpace
+from ecg_keras.training import hypermodel
+from ecg_keras.training.hypermodel import OBJECTIVE, SearchSpace
 
 TUNERS = ("hyperband", "bayesian", "random")
 TRIALS_CSV, BEST_FLAGS = "trials.csv", "best_flags.cfg"
@@ -159,7 +160,7 @@ def tune(base: TrainConfig, space: SearchSpace, options: TuneOptions) -> list[di
     Raises:
       ValueError / FileNotFoundError before any trial for bad data, space or options.
     """
-    from ecg_keras.run import Run
+    from ecg_keras.training.run import Run
 
     run = Run.prepare(base)  # a missing data dir fails here, before any trial
     base = run.config

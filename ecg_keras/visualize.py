@@ -20,10 +20,11 @@ import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # headless: the Agg backend
 from matplotlib.figure import Figure
 
-from ecg_keras import atomic, cli_errors, features, input_pipeline, ptbxl, tfrecord
-from ecg_keras import manifest as manifest_lib
+from ecg_keras import atomic, cli_errors
 from ecg_keras.config import FeatureConfig
-from ecg_keras.ptbxl import TRAIN_FOLDS
+from ecg_keras.data import features, input_pipeline, ptbxl, tfrecord
+from ecg_keras.data import manifest as manifest_lib
+from ecg_keras.data.ptbxl import TRAIN_FOLDS
 
 PathLike = str | os.PathLike
 STFT_FLAGS = ("window_seconds", "hop_seconds", "fft_seconds", "max_frequency_hz", "log_offset")

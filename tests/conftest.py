@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ecg_keras import ptbxl  # noqa: E402
+from ecg_keras.data import ptbxl  # noqa: E402
 
 # A handful of real SCP statements (columns as in PhysioNet's scp_statements.csv) that cover
 # every superclass and the form and rhythm tasks.

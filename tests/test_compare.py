@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_keras import compare, metrics, prepare
+from ecg_keras import compare, prepare
+from ecg_keras.training import metrics
 
 from conftest import CODE_SETS, make_tiny_ptbxl
 

@@ -92,7 +92,8 @@ def test_mismatched_members_exit_1(members):
 
 
 def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
-    from ecg_keras import export, export_check, export_source, runtime
+    from ecg_keras import export
+    from ecg_keras.deploy import export_check, export_source, runtime
 
     root, workdirs = members
     ens = root / "ens_export"
@@ -122,7 +123,7 @@ def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
 
 
 def test_ensemble_export_refuses_members_cut_into_other_windows(members):
-    from ecg_keras import export_source
+    from ecg_keras.deploy import export_source
 
     root, workdirs = members
     other = root / "other_windows"

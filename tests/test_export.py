@@ -12,8 +12,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from ecg_keras import evaluate, export, export_check, ptbxl, recipe, runtime, serving
-from ecg_keras.run import Run
+from ecg_keras import evaluate, export
+from ecg_keras.data import ptbxl
+from ecg_keras.deploy import export_check, runtime, serving
+from ecg_keras.training import recipe
+from ecg_keras.training.run import Run
 
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
 
@@ -170,7 +173,8 @@ def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
     output_dir = version_dir.parent
     # The real CLI, with a tolerance no artifact can meet.
     code = (
-        "import sys; from absl import app; from ecg_keras import export, export_check; "
+        "import sys; from absl import app; from ecg_keras import export; "
+        "from ecg_keras.deploy import export_check; "
         "export_check.TOLERANCES['saved_model'] = -1.0; export.define_flags(); "
         "app.run(export.main, argv=sys.argv)"
     )
@@ -198,8 +202,9 @@ def test_endpoint_scores_windows_like_evaluate(crop_seconds, windows):
     """The endpoint's windows, features and aggregation against a plain loop over windows."""
     import dataclasses
 
-    from ecg_keras import features, models
+    from ecg_keras import models
     from ecg_keras.config import TrainConfig
+    from ecg_keras.data import features
 
     config = TrainConfig(aggregate="max")
     config = dataclasses.replace(

@@ -1,4 +1,4 @@
-"""ecg_keras.features: the spectrogram (magnitude and complex input) against scipy, shapes,
+"""ecg_keras.data.features: the spectrogram (magnitude and complex input) against scipy, shapes,
 eager == tf.data, augmentation."""
 
 import dataclasses
@@ -8,8 +8,8 @@ import pytest
 import scipy.signal
 import tensorflow as tf
 
-from ecg_keras import features
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features
 
 
 def _scipy_stft(signal, config):

@@ -1,4 +1,4 @@
-"""ecg_keras.input_pipeline: batches, labels, determinism, sharding and damaged shards."""
+"""ecg_keras.data.input_pipeline: batches, labels, determinism, sharding and damaged shards."""
 
 import dataclasses
 import shutil
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras import features, input_pipeline, prepare, ptbxl
+from ecg_keras import prepare
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features, input_pipeline, ptbxl
 
 CONFIG = FeatureConfig()
 

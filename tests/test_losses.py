@@ -1,9 +1,9 @@
-"""ecg_keras.losses: weighted BCE equals Keras' BCE at weight 1 and upweights positives."""
+"""ecg_keras.training.losses: weighted BCE equals Keras' BCE at weight 1 and upweights positives."""
 
 import keras
 import numpy as np
 
-from ecg_keras.losses import WeightedBinaryCrossentropy
+from ecg_keras.training.losses import WeightedBinaryCrossentropy
 
 
 def test_weighted_bce_matches_keras_and_weights_positives():

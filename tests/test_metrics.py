@@ -1,10 +1,10 @@
-"""ecg_keras.metrics against hand-computed cases and scikit-learn."""
+"""ecg_keras.training.metrics against hand-computed cases and scikit-learn."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ecg_keras import metrics
+from ecg_keras.training import metrics
 
 
 def test_auc_hand_computed_and_against_sklearn():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ecg_keras import features, models
+from ecg_keras import models
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features
 from ecg_keras.models import build_resnet, build_vgg
 
 CROP = (24, 33, 12)  # 2.5 s at the default STFT settings

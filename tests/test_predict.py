@@ -14,7 +14,9 @@ import scipy.io
 import scipy.signal
 import wfdb
 
-from ecg_keras import predict, ptbxl, runtime
+from ecg_keras import predict
+from ecg_keras.data import ptbxl
+from ecg_keras.deploy import runtime
 
 from conftest import write_record
 

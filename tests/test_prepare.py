@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras import prepare, ptbxl, tfrecord
+from ecg_keras import prepare
+from ecg_keras.data import ptbxl, tfrecord
 
 
 def _prepare(src, out, **kwargs):

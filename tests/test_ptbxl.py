@@ -1,4 +1,4 @@
-"""ecg_keras.ptbxl: label tasks, lead order and record checks."""
+"""ecg_keras.data.ptbxl: label tasks, lead order and record checks."""
 
 from collections import Counter
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_keras import ptbxl
+from ecg_keras.data import ptbxl
 
 from conftest import write_record
 

@@ -1,5 +1,5 @@
-"""ecg_keras.robustness and benchmarks/robustness_bench.py: the same recording at 100 Hz and at
-500 Hz, with shuffled leads or in µV, gets the same answer from a real trained run."""
+"""ecg_keras.analysis.robustness and benchmarks/robustness_bench.py: the same recording at
+100 Hz and at 500 Hz, with shuffled leads or in µV, gets the same answer from a real trained run."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecg_keras import robustness
+from ecg_keras.analysis import robustness
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,10 +1,10 @@
-"""ecg_keras.tfrecord: the one schema drives writing and parsing."""
+"""ecg_keras.data.tfrecord: the one schema drives writing and parsing."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras import tfrecord
+from ecg_keras.data import tfrecord
 
 
 def _values(rng, fields):

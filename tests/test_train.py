@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ecg_keras import evaluate, input_pipeline, prepare, train
+from ecg_keras import evaluate, prepare, train
 from ecg_keras.config import TrainConfig
+from ecg_keras.data import input_pipeline
 
 # Two short epochs of the tiny model on the tiny folder's rhythm task, with a split in which
 # every fold set holds SR and non-SR records.

@@ -13,9 +13,10 @@ import keras_tuner as kt
 import pandas as pd
 import pytest
 
-from ecg_keras import config_flags, hypermodel, tune
+from ecg_keras import config_flags, tune
 from ecg_keras.config import TrainConfig
-from ecg_keras.run import Run
+from ecg_keras.training import hypermodel
+from ecg_keras.training.run import Run
 
 # A search space of tiny models, so that a trial is one short epoch on the real subset.
 TINY_SPACE = [

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from ecg_keras import ptbxl, visualize
+from ecg_keras import visualize
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import ptbxl
 
 
 def _check_png(path, min_bytes):

@@ -18,7 +18,7 @@ import numbers
 from keras import layers
 
 from ecg_keras.config import HEADS
-from ecg_keras.ptbxl import NUM_LEADS
+from ecg_keras.data.ptbxl import NUM_LEADS
 
 # He initialization suits ReLU networks (He et al. 2015); Keras' default Glorot assumes
 # linear units.

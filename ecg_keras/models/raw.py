@@ -21,8 +21,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from ecg_keras import features
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features
 from ecg_keras.models.blocks import NUM_LEADS
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ecg_keras.config import FeatureConfig
-from ecg_keras.ptbxl import NUM_LEADS
+from ecg_keras.data.ptbxl import NUM_LEADS
 
 # Added to |z| (mV) before dividing by it, so that a bin with |z| = 0 (a flat lead) gives 0,
 # not NaN. A billionth of PTB-XL's 1e-3 mV step: lost in float32 rounding for any |z| > 1e-5.

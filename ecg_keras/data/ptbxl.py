@@ -50,7 +50,7 @@ def default_dir() -> Path | None:
     env = os.environ.get("PTBXL_DIR")
     if env:
         return Path(env)
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptbxl"  # repo/../
     return shared if shared.is_dir() else None
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import predict, ptbxl
+from ecg_keras import predict
+from ecg_keras.data import ptbxl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +163,9 @@ class RunModel:
 
         import keras
 
-        from ecg_keras import losses, recipe, serving  # noqa: F401  losses registers the loss
-        from ecg_keras.run import Run
+        from ecg_keras.deploy import serving
+        from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
+        from ecg_keras.training.run import Run
 
         workdir = Path(workdir)
         run = Run.load(workdir)
@@ -188,7 +190,8 @@ class RunModel:
 def load_model(path):
     """A ``RunModel`` for a training workdir (``run.json``), else ``runtime.load(path)``: a
     SavedModel version folder or a .tflite file."""
-    from ecg_keras import recipe, runtime
+    from ecg_keras.deploy import runtime
+    from ecg_keras.training import recipe
 
     if (Path(path) / recipe.RUN).is_file():
         return RunModel(path)

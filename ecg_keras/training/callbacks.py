@@ -18,8 +18,9 @@ from pathlib import Path
 
 import keras
 
-from ecg_keras import atomic, evaluate, metrics
-from ecg_keras.recipe import BEST, MODEL
+from ecg_keras import atomic, evaluate
+from ecg_keras.training import metrics
+from ecg_keras.training.recipe import BEST, MODEL
 
 LOG = "val_macro_auc"
 

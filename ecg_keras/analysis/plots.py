@@ -45,7 +45,7 @@ def training_curves(history_csv: str | os.PathLike, output: str | os.PathLike) -
 
 def roc_curves(y_true, y_prob, classes, output, title: str = "") -> Path:
     """One ROC curve per class (with its AUC in the legend) on one axis."""
-    from ecg_keras.metrics import per_class_auc
+    from ecg_keras.training.metrics import per_class_auc
 
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_keras import serving
+from ecg_keras.deploy import serving
 
 MODES = ("float32", "float16", "dynamic_int8", "int8")
 # TFLite ops kept in float in the int8 mode: all but CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D,

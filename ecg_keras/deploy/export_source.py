@@ -64,7 +64,7 @@ class Source:
 
     def truth(self, records) -> np.ndarray:
         """float32 [n, classes]: ``evaluate``'s probabilities, averaged over the members."""
-        from ecg_keras.export_check import evaluate_probabilities
+        from ecg_keras.deploy.export_check import evaluate_probabilities
 
         probs = [evaluate_probabilities(m.network, m.run, records) for m in self.members]
         return np.mean(probs, axis=0).astype(np.float32)
@@ -84,8 +84,8 @@ def _run_metrics(workdir: Path) -> dict:
 def _member(workdir: Path, model_path: Path, data_dir: str | None) -> Member:
     import keras
 
-    from ecg_keras import losses  # noqa: F401  registers the loss that model.keras may name
-    from ecg_keras.run import Run
+    from ecg_keras.training import losses  # noqa: F401  registers the loss that model.keras may name
+    from ecg_keras.training.run import Run
 
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found (--model / --workdir)")
@@ -95,7 +95,7 @@ def _member(workdir: Path, model_path: Path, data_dir: str | None) -> Member:
 
 
 def _same_windows(members) -> None:
-    from ecg_keras.serving import Windows
+    from ecg_keras.deploy.serving import Windows
 
     first = Windows.of(members[0].config)
     for m in members[1:]:
@@ -113,7 +113,9 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
     Raises:
       FileNotFoundError / ValueError naming the missing file or the member that differs.
     """
-    from ecg_keras import manifest, recipe, serving
+    from ecg_keras.data import manifest
+    from ecg_keras.deploy import serving
+    from ecg_keras.training import recipe
 
     model_path = Path(model) if model else Path(workdir) / recipe.MODEL
     root = Path(workdir) if workdir else model_path.parent

@@ -96,8 +96,8 @@ def labelled_records(config, folds) -> tuple[np.ndarray, np.ndarray]:
       ecg_ids int64 [records] ascending, labels float32 [records, classes] (the run's
       classes), records labelled for the task only (as ``make_dataset`` keeps them).
     """
-    from ecg_keras import input_pipeline
-    from ecg_keras.run import class_columns
+    from ecg_keras.data import input_pipeline
+    from ecg_keras.training.run import class_columns
 
     name = f"labels/{config.task}"
     got = input_pipeline.read_labelled(config.data_dir, folds, config.task, [name])

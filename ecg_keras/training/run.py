@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import manifest as manifest_lib
 from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.data import manifest as manifest_lib
 
 RUN_JSON = "run.json"
 
@@ -44,7 +44,7 @@ class Run:
         Raises:
           ValueError / FileNotFoundError naming the flag, folder or shard that is wrong.
         """
-        from ecg_keras import input_pipeline
+        from ecg_keras.data import input_pipeline
 
         config, manifest = _checked_data(config)
         if stats is None:
@@ -90,7 +90,7 @@ class Run:
         """
         import tensorflow as tf
 
-        from ecg_keras import input_pipeline
+        from ecg_keras.data import input_pipeline
 
         c, index = self.config, self.class_index
         ds = input_pipeline.make_dataset(
@@ -135,7 +135,9 @@ def _classes(config: TrainConfig, manifest: dict) -> tuple[str, ...]:
 def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """(config with the model's representation and the data's rate, manifest), every fold
     of the split checked; prepares ``data_dir`` from ``ptbxl_dir`` first when it is empty."""
-    from ecg_keras import input_pipeline, models, prepare, recipe
+    from ecg_keras import models, prepare
+    from ecg_keras.data import input_pipeline
+    from ecg_keras.training import recipe
 
     if config.model not in models.PRESETS:
         raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")

@@ -1,6 +1,6 @@
 """How a run's model is made: the network for its config, loss and optimizer.
 
-    run = Run.prepare(config)                              # ecg_keras.run: data, classes, stats
+    run = Run.prepare(config)              # training.run: data, classes, statistics
     model = compile_model(build_model(run), run)
 
 ``train`` (one run), ``tune`` (a trial per config) and ``benchmarks/train_bench.py`` all build
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecg_keras.config import TrainConfig
-from ecg_keras.run import RUN_JSON
+from ecg_keras.training.run import RUN_JSON
 
 MODEL, RUN, FLAGS_FILE, BEST = "model.keras", RUN_JSON, "flags.cfg", "best.json"
 
@@ -22,7 +22,7 @@ def _loss(pos_weight: np.ndarray | None):
     ``pos_weight[k]`` (negatives / positives) times."""
     import keras
 
-    from ecg_keras.losses import WeightedBinaryCrossentropy
+    from ecg_keras.training.losses import WeightedBinaryCrossentropy
 
     if pos_weight is None:
         return keras.losses.BinaryCrossentropy(from_logits=True)
@@ -73,7 +73,7 @@ def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
     """A spectrogram model's (frames, bins, channels) of a training crop (channels 12, or 36
     with ``--input=complex``), frames None with a pooling head; a signal model's (None, 12).
     With None the model also takes whole 10 s records (``evaluate --windows=0``, export)."""
-    from ecg_keras import features, ptbxl
+    from ecg_keras.data import features, ptbxl
 
     if config.features.representation == "signal":
         return (None, ptbxl.NUM_LEADS)  # the 1D heads pool globally

@@ -22,9 +22,10 @@ import datetime
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import features, metrics, ptbxl
 from ecg_keras.config import TrainConfig
-from ecg_keras.runtime import INPUT, METADATA, SIGNATURE
+from ecg_keras.data import features, ptbxl
+from ecg_keras.deploy.runtime import INPUT, METADATA, SIGNATURE
+from ecg_keras.training import metrics
 
 __all__ = ["INPUT", "METADATA", "OUTPUTS", "SIGNATURE", "WARMUP", "make_endpoint", "metadata"]
 OUTPUTS = {

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import features, tfrecord
-from ecg_keras import manifest as manifest_lib
 from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features, tfrecord
+from ecg_keras.data import manifest as manifest_lib
 
 
 class DataError(ValueError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import metrics
+from ecg_keras.training import metrics
 
 # Absolute difference in probability against the reference: the largest for the float
 # artifacts; for the quantized modes, the 99th percentile of each record's largest. Quantization
@@ -67,8 +67,8 @@ def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Reco
       folds: ``strat_fold`` values.
       limit: keep a random sample of this many records (drawn with ``seed``).
     """
-    from ecg_keras import input_pipeline
-    from ecg_keras.run import class_columns
+    from ecg_keras.data import input_pipeline
+    from ecg_keras.training.run import class_columns
 
     name = f"labels/{config.task}"
     got = input_pipeline.read_labelled(config.data_dir, folds, config.task, ["signal", name])
@@ -160,7 +160,7 @@ def check_model(
 def _outputs(source, name: str, path, signals: np.ndarray) -> dict[str, np.ndarray]:
     """An artifact's ``probabilities`` and ``labels`` on ``signals``, 64 records at a time:
     the endpoint run eagerly for "keras", else the SavedModel or TFLite file at ``path``."""
-    from ecg_keras import runtime
+    from ecg_keras.deploy import runtime
 
     predict = source.endpoint if name == "keras" else runtime.load(path)
     parts = [predict(signals[i : i + 64]) for i in range(0, len(signals), 64)]
@@ -183,7 +183,7 @@ def check_artifacts(folder, source, modes, records: Records, progress=print) -> 
       The export.json content: ``passed``, ``check_records``, ``float_macro_auc`` and
       ``artifacts`` ([{name, path, size_bytes, check}]).
     """
-    from ecg_keras import runtime
+    from ecg_keras.deploy import runtime
 
     progress(f"checking every artifact on {len(records.ecg_ids)} test records")
     thresholds = source.thresholds

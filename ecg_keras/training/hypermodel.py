@@ -34,9 +34,9 @@ import time
 
 import keras_tuner as kt
 
-from ecg_keras import recipe
-from ecg_keras.callbacks import ValidationAuc
 from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
+from ecg_keras.training import recipe
+from ecg_keras.training.callbacks import ValidationAuc
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
 # Training flags that a trial sets: giving one of them to ``tune`` contradicts the search.
@@ -173,7 +173,7 @@ class EcgHyperModel(kt.HyperModel):
     def trial_run(self, hp, epochs=None, with_stats=True):
         """The ``run.Run`` of the trial that ``hp`` describes (``stats`` None without
         ``with_stats``: building a model does not need them)."""
-        from ecg_keras import input_pipeline
+        from ecg_keras.data import input_pipeline
 
         config = trial_config(self.base.config, self.space, hp, epochs)
         if with_stats and config.features not in self._stats:  # frozen dataclass: hashable

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import ptbxl
+from ecg_keras.data import ptbxl
 
 SCHEMA_VERSION = 1
 AGE_MISSING = -1.0

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_keras import atomic, evaluate, metrics, paired, plots
+from ecg_keras import atomic, evaluate
+from ecg_keras.analysis import paired, plots
+from ecg_keras.training import metrics
 
 RUNS_CSV, SUMMARY_CSV, PAIRS_CSV = "runs.csv", "summary.csv", "pairs.csv"
 SUMMARY_MD, PLOT = "summary.md", "comparison.png"

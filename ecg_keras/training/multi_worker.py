@@ -74,7 +74,7 @@ def fit(model, run, strategy, workdir: Path, val_callbacks):
     import keras
     import tensorflow as tf
 
-    from ecg_keras import recipe
+    from ecg_keras.training import recipe
 
     chief = is_chief(strategy)
     config = run.config
