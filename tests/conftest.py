@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,18 @@ CODE_SETS = [
     {"CLBBB": 100.0, "LVH": 35.0, "SR": 0.0},
     {"SR": 0.0},  # no diagnostic statement: unlabeled for the diagnostic tasks
 ]
+
+
+def run_cli(command: str, *args, env=None, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m ecg_keras.COMMAND ARGS`` (``command`` may also be the full module name)
+    in a child process, output captured as text, TensorFlow's info logs off; ``env`` adds to
+    (or overrides) this process's environment."""
+    module = command if command.startswith("ecg_keras.") else f"ecg_keras.{command}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True, text=True, timeout=timeout, env=env, **kwargs,
+    )  # fmt: skip
 
 
 def write_record(path: Path, signal: np.ndarray, fs: int, leads=ptbxl.LEADS) -> None:

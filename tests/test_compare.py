@@ -1,9 +1,6 @@
 """ecg_keras.compare: several configs x seeds trained, summarized, paired; finished runs reused."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,22 +9,11 @@ import pytest
 from ecg_keras import compare, prepare
 from ecg_keras.training import metrics
 
-from conftest import CODE_SETS, make_tiny_ptbxl
+from conftest import CODE_SETS, make_tiny_ptbxl, run_cli
 
 # TINY_RHYTHM's split (test_train.py): every fold set holds SR and AFIB records.
 FOLDS = ["--train_folds=1,2,5,6,7,10", "--val_folds=3,4", "--test_folds=8,9"]
 TEST_IDS = [8, 9, 18, 19, 28, 29]  # folds 8 and 9 of the tiny folder: fold = (id - 1) % 10 + 1
-
-
-def _cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "ecg_keras.compare", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +72,7 @@ def test_compare_trains_summarizes_and_reuses(flagfiles):
     root, a, b = flagfiles
     out = root / "cmp"
     args = [f"--flagfile={a}", f"--flagfile={b}", "--seeds=0,1", f"--output_dir={out}", *FOLDS]
-    done = _cli(*args)
+    done = run_cli("compare", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[4/4] drop5k5 seed 1" in done.stdout and "4 runs trained, 0 reused" in done.stdout
     runs = {(n, s): out / n / f"seed{s}" for n in ("drop1", "drop5k5") for s in (0, 1)}
@@ -137,7 +123,7 @@ def test_compare_trains_summarizes_and_reuses(flagfiles):
 
     # The same command again trains nothing: every run is reused, its model untouched.
     stamps = {key: (w / "model.keras").stat().st_mtime_ns for key, w in runs.items()}
-    again = _cli(*args)
+    again = run_cli("compare", *args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("finished before, reused") == 4
     assert "0 runs trained, 4 reused" in again.stdout
@@ -148,23 +134,27 @@ def test_compare_trains_summarizes_and_reuses(flagfiles):
 def test_bad_input_fails_before_training(flagfiles):
     root, a, b = flagfiles
     out = root / "bad"
-    missing = _cli(f"--flagfile={a}", f"--flagfile={root / 'nope.cfg'}", f"--output_dir={out}")
+    missing = run_cli(
+        "compare", f"--flagfile={a}", f"--flagfile={root / 'nope.cfg'}", f"--output_dir={out}"
+    )
     assert missing.returncode == 1 and f"error: --flagfile={root / 'nope.cfg'}" in missing.stderr
     other = root / "other_task.cfg"
     other.write_text(b.read_text() + "--task=superdiagnostic\n")
-    task = _cli(f"--flagfile={a}", f"--flagfile={other}", f"--output_dir={out}")
+    task = run_cli("compare", f"--flagfile={a}", f"--flagfile={other}", f"--output_dir={out}")
     assert task.returncode == 1 and "differ in --task" in task.stderr and str(other) in task.stderr
     unknown = root / "unknown.cfg"
     unknown.write_text("--tuner=random\n")
-    bad = _cli(f"--flagfile={unknown}", f"--output_dir={out}")
+    bad = run_cli("compare", f"--flagfile={unknown}", f"--output_dir={out}")
     assert bad.returncode == 1 and str(unknown) in bad.stderr and "tuner" in bad.stderr
-    seed = _cli(f"--flagfile={a}", "--seed=3", f"--output_dir={out}")
+    seed = run_cli("compare", f"--flagfile={a}", "--seed=3", f"--output_dir={out}")
     assert seed.returncode == 1 and "error: --seed is set by compare" in seed.stderr
-    assert _cli(f"--flagfile={a}").stderr.startswith("error: --output_dir is required")
+    assert run_cli("compare", f"--flagfile={a}").stderr.startswith(
+        "error: --output_dir is required"
+    )
     assert not out.exists()
     edited = root / "edited"
     (edited / "drop1" / "seed0").mkdir(parents=True)
     (edited / "drop1" / "seed0" / "flags.cfg").write_text("--epochs=99\n")
-    changed = _cli(f"--flagfile={a}", "--seeds=0", f"--output_dir={edited}")
+    changed = run_cli("compare", f"--flagfile={a}", "--seeds=0", f"--output_dir={edited}")
     assert changed.returncode == 1 and "holds a different run" in changed.stderr
     assert "--overwrite" in changed.stderr and str(a) in changed.stderr

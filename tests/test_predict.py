@@ -5,8 +5,6 @@ SavedModel and a .tflite file of ``exported`` (conftest.py)."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,19 +16,9 @@ from ecg_keras import predict
 from ecg_keras.data import ptbxl
 from ecg_keras.deploy import runtime
 
-from conftest import write_record
+from conftest import run_cli, write_record
 
 META = {"sampling_rate": 100, "input_samples": 1000}
-
-
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ecg_keras.predict", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
 
 
 def write_challenge_record(path, signal: np.ndarray, fs: int, leads=ptbxl.LEADS) -> None:
@@ -93,8 +81,11 @@ def test_predict_cli_real_resampled_padded_and_bad_records(exported, real_ptbxl_
     holes[100:110, 1] = np.nan
     write_record(tmp_path / "nan", holes, 100)
     names = ["hr", "short", "reordered", "missing", "leads11", "nan"]
-    done = _cli(
-        f"--model={version_dir}", f"--record={real}", *[f"--record={tmp_path / n}" for n in names]
+    done = run_cli(
+        "predict",
+        f"--model={version_dir}",
+        f"--record={real}",
+        *[f"--record={tmp_path / n}" for n in names],
     )
     assert done.returncode == 1, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -130,8 +121,11 @@ def test_predict_cli_tflite_by_ecg_id(exported, real_ptbxl_dir):
     db = ptbxl.load_database(real_ptbxl_dir)
     ecg_ids = [int(i) for i in db.index[db.strat_fold == 10][:2]]
     tflite = version_dir / "tflite" / "float32.tflite"
-    done = _cli(
-        f"--model={tflite}", f"--ptbxl_dir={real_ptbxl_dir}", f"--ecg_ids={ecg_ids[0]},{ecg_ids[1]}"
+    done = run_cli(
+        "predict",
+        f"--model={tflite}",
+        f"--ptbxl_dir={real_ptbxl_dir}",
+        f"--ecg_ids={ecg_ids[0]},{ecg_ids[1]}",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -144,7 +138,7 @@ def test_predict_cli_tflite_by_ecg_id(exported, real_ptbxl_dir):
     got = [[line["probabilities"][c] for c in saved_model.metadata["classes"]] for line in lines]
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
-    bad = _cli(f"--model={version_dir / 'nothing.tflite'}", f"--record={tflite}")
+    bad = run_cli("predict", f"--model={version_dir / 'nothing.tflite'}", f"--record={tflite}")
     assert bad.returncode == 1 and "error: " in bad.stderr and "nothing.tflite" in bad.stderr
 
 
@@ -187,7 +181,9 @@ def test_predict_cli_challenge_mat_and_lead_name_case(exported, real_ptbxl_dir, 
     np.testing.assert_array_equal(mat.p_signal, dat.p_signal)
 
     names = ["dat/A0001", "mat/A0001", "lower", "upper"]
-    done = _cli(f"--model={version_dir}", *[f"--record={tmp_path / n}" for n in names])
+    done = run_cli(
+        "predict", f"--model={version_dir}", *[f"--record={tmp_path / n}" for n in names]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["record"] for line in lines] == [str(tmp_path / n) for n in names]
@@ -239,7 +235,8 @@ def test_predict_cli_record_dir_to_csv_and_jsonl(exported, real_ptbxl_dir, tmp_p
     (listed / "RECORDS").write_text("y\nsub/x\n\nghost\n")
     out = tmp_path / "predictions.csv"
 
-    done = _cli(
+    done = run_cli(
+        "predict",
         f"--model={version_dir}",
         f"--record={mixed / 'a_good'}",
         f"--record_dir={mixed}",
@@ -274,7 +271,9 @@ def test_predict_cli_record_dir_to_csv_and_jsonl(exported, real_ptbxl_dir, tmp_p
     assert "22/22" in done.stderr and "record/s" in done.stderr  # the progress bar
 
     jsonl = tmp_path / "mixed.jsonl"
-    done = _cli(f"--model={version_dir}", f"--record_dir={mixed}", f"--output={jsonl}")
+    done = run_cli(
+        "predict", f"--model={version_dir}", f"--record_dir={mixed}", f"--output={jsonl}"
+    )
     assert done.returncode == 1 and "record/s" not in done.stderr, done.stderr[-3000:]
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [line["record"] for line in lines] == [str(mixed / n) for n in names]
@@ -291,7 +290,9 @@ def test_predict_cli_flag_errors_come_before_any_work(tmp_path):
         (f"--record_dir={tmp_path / 'none'}", "not a folder"),
     ]:
         # The model does not exist: these errors must come before loading it.
-        done = _cli(f"--model={tmp_path / 'missing'}", f"--record={tmp_path / 'rec'}", flag)
+        done = run_cli(
+            "predict", f"--model={tmp_path / 'missing'}", f"--record={tmp_path / 'rec'}", flag
+        )
         assert done.returncode == 1 and message in done.stderr, done.stderr[-3000:]
         assert "neither a SavedModel" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["rec.dat", "rec.hea"]

@@ -14,6 +14,8 @@ import tensorflow as tf
 from ecg_keras import prepare
 from ecg_keras.data import ptbxl, tfrecord
 
+from conftest import run_cli
+
 
 def _prepare(src, out, **kwargs):
     kwargs.setdefault("num_workers", 1)
@@ -157,24 +159,21 @@ def test_missing_folder_and_csv(tmp_path, tiny_ptbxl):
         _prepare(tiny_ptbxl, tmp_path / "out")
 
 
-def _cli(*args):
-    cmd = [sys.executable, "-m", "ecg_keras.prepare", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
 def test_cli_success_noop_and_error(tiny_ptbxl, tmp_path):
     out = tmp_path / "tfr"
-    done = _cli(f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={out}", "--num_workers=2")
+    done = run_cli("prepare", f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={out}", "--num_workers=2")
     assert done.returncode == 0, done.stderr
     assert "wrote 30 records in 10 shards" in done.stdout
     assert "records/s" in done.stderr  # the progress bar
     (tiny_ptbxl / "records100/00000/00009_lr.hea").unlink()
-    failed = _cli(f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={tmp_path / 'other'}")
+    failed = run_cli("prepare", f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={tmp_path / 'other'}")
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ecg_id 9" in errors[0] and "00009_lr" in errors[0]
-    bad_flag = _cli(f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={out}", "--sampling_rate=250")
+    bad_flag = run_cli(
+        "prepare", f"--ptbxl_dir={tiny_ptbxl}", f"--output_dir={out}", "--sampling_rate=250"
+    )
     assert bad_flag.returncode != 0 and "sampling_rate" in bad_flag.stderr
 
 

@@ -18,6 +18,8 @@ from ecg_keras import evaluate, prepare, train
 from ecg_keras.config import TrainConfig
 from ecg_keras.data import input_pipeline
 
+from conftest import run_cli
+
 # Two short epochs of the tiny model on the tiny folder's rhythm task, with a split in which
 # every fold set holds SR and non-SR records.
 TINY_RHYTHM = [
@@ -29,17 +31,6 @@ TINY_RHYTHM = [
     "--val_folds=3,4",
     "--test_folds=8,9",
 ]
-
-
-def _cli(module, *args, env=None, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        **kwargs,
-    )
 
 
 def test_training_learns_real_signal(trained_run):
@@ -76,7 +67,7 @@ def test_training_learns_real_signal(trained_run):
 
 def test_evaluate_cli_recomputes_metrics(trained_run, tmp_path):
     workdir, result = trained_run
-    done = _cli("ecg_keras.evaluate", f"--workdir={workdir}", "--windows=0", "--aggregate=mean")
+    done = run_cli("ecg_keras.evaluate", f"--workdir={workdir}", "--windows=0", "--aggregate=mean")
     assert done.returncode == 0, done.stderr
     assert "test macro AUC" in done.stdout
     whole = json.loads((workdir / "metrics.json").read_text())
@@ -113,7 +104,7 @@ def test_bad_input_fails_before_training(tiny_ptbxl, tmp_path):
     (workdir / "flags.cfg").write_text("--epochs=99\n")
     with pytest.raises(ValueError, match="holds a different run.*--overwrite"):
         train.train_and_evaluate(base, workdir, flags_text="--epochs=1\n")
-    bad = _cli("ecg_keras.train", f"--data_dir={data}", "--schedule=linear")
+    bad = run_cli("ecg_keras.train", f"--data_dir={data}", "--schedule=linear")
     assert bad.returncode != 0 and "schedule" in bad.stderr
 
 
@@ -143,7 +134,7 @@ def test_killed_training_resumes(real_tfrecords, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (workdir / "metrics.json").exists()
-    done = _cli("ecg_keras.train", *args, env=env)
+    done = run_cli("ecg_keras.train", *args, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["resumed_at_epoch"] >= 2  # it did not start over
@@ -219,7 +210,7 @@ def test_mixed_precision_class_weighting_and_class_subset(tiny_ptbxl, tmp_path):
     data = tmp_path / "tfr"
     prepare.prepare(prepare.PrepareConfig(str(tiny_ptbxl), str(data), num_workers=1))
     workdir = tmp_path / "mp"
-    done = _cli(
+    done = run_cli(
         "ecg_keras.train",
         f"--data_dir={data}",
         f"--workdir={workdir}",
