@@ -30,8 +30,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from cpu import cpu_info  # noqa: E402
 
 
 def timings(call, inputs, runs, warmup=10):
@@ -130,6 +132,7 @@ def main():
         json.dumps(
             {
                 "benchmark": "inference",
+                "machine": cpu_info(),
                 "export_dir": str(export_dir),
                 "test_records": len(records.signals),
                 "input": f"float32 [batch, {meta['input_samples']}, 12] mV",

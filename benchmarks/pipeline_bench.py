@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from cpu import cpu_info  # noqa: E402
 
 from ecg_keras.data import ptbxl  # noqa: E402
 
@@ -158,6 +160,7 @@ def main():
         json.dumps(
             {
                 "benchmark": "pipeline",
+                "machine": cpu_info(),
                 "num_records": len(ids),
                 "ecg_per_s": round(ours, 1),
                 "epochs_ecg_per_s": [round(r, 1) for r in rates],

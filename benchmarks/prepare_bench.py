@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu import cpu_info  # noqa: E402
 
 from ecg_keras import prepare  # noqa: E402
 from ecg_keras.data import ptbxl
@@ -65,6 +68,7 @@ def main():
         json.dumps(
             {
                 "benchmark": "prepare",
+                "machine": cpu_info(),
                 "num_records": manifest["num_records"],
                 "records_per_s": round(ours, 1),
                 "baseline": "sequential wfdb.rdsamp loop (read only)",
