@@ -60,7 +60,6 @@ def main():
 
     tf.config.threading.set_intra_op_parallelism_threads(1)  # before any TF work
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    import dataclasses
 
     import keras
 
@@ -73,14 +72,12 @@ def main():
     export_dir = Path(args.export_dir)
     report = json.loads((export_dir / export.EXPORT_JSON).read_text())
     source = report["source"]
-    run = Run.load(source["workdir"])
-    config, stats = run.config, run.stats
-    if args.data_dir:
-        config = dataclasses.replace(config, data_dir=args.data_dir)
+    run = Run.load(source["workdir"], args.data_dir)
+    config = run.config
     records = export_check.load_records(config, config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
     spectrogram_model = keras.models.load_model(source["model"], compile=False)
-    endpoint, _ = serving.make_endpoint(spectrogram_model, config, stats, meta["thresholds"])
+    endpoint, _ = serving.make_endpoint(spectrogram_model, run, meta["thresholds"])
 
     def keras_probabilities(ecg):
         return endpoint(ecg)["probabilities"].numpy()

@@ -214,7 +214,8 @@ def test_endpoint_scores_windows_like_evaluate(crop_seconds, windows):
     bins = features.stft_sizes(config.features)[3]
     mean, std = rng.normal(-3, 0.5, (bins, 12)), rng.uniform(0.5, 2, (bins, 12))
     model = models.get("vgg_tiny", (None, bins, 12), 5)
-    endpoint, _ = serving.make_endpoint(model, config, (mean, std), [0.5] * 5)
+    run = Run(config, manifest={}, classes=tuple("ABCDE"), stats=(mean, std))
+    endpoint, _ = serving.make_endpoint(model, run, [0.5] * 5)
     ecg = rng.normal(0, 0.3, (2, 1000, 12)).astype(np.float32)
     out = {k: v.numpy() for k, v in endpoint(ecg).items()}
     length = config.features.input_samples

@@ -169,11 +169,11 @@ class RunModel:
 
         workdir = Path(workdir)
         run = Run.load(workdir)
-        config, stats = run.config, run.stats
+        config = run.config
         run_metrics = json.loads((workdir / "metrics.json").read_text())
         thresholds = serving.exported_thresholds(run_metrics["thresholds"])
         model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
-        self._endpoint = serving.make_endpoint(model, config, stats, thresholds)[0]
+        self._endpoint = serving.make_endpoint(model, run, thresholds)[0]
         self.metadata = serving.metadata(
             config, run_metrics["classes"], thresholds, {"workdir": str(workdir)}
         )

@@ -137,9 +137,7 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
     else:
         members = (_member(root, model_path, data_dir),)
         info.update(model=str(model_path), model_sha256=manifest.sha256_file(model_path))
-    endpoints = [
-        serving.make_endpoint(m.network, m.config, m.run.stats, thresholds)[0] for m in members
-    ]
+    endpoints = [serving.make_endpoint(m.network, m.run, thresholds)[0] for m in members]
     endpoint = (
         endpoints[0] if len(endpoints) == 1 else serving.average_endpoints(endpoints, thresholds)
     )

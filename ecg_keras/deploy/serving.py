@@ -1,6 +1,6 @@
 """The exported model's one endpoint: raw 10 s ECG in mV -> probabilities, as ``evaluate`` does.
 
-    endpoint = make_endpoint(model, config, stats, thresholds)
+    endpoint = make_endpoint(model, run, thresholds)  # run: training.run.Run
     outputs = endpoint(ecg)  # ecg float32 [batch, 1000, 12] at 100 Hz
     write_saved_model(path, endpoint, config)  # signature "serving_default", input "ecg"
 
@@ -60,7 +60,7 @@ def exported_thresholds(thresholds) -> np.ndarray:
     return metrics.exact_in_float16(thresholds).astype(np.float32)
 
 
-def make_endpoint(model, config: TrainConfig, stats, thresholds):
+def make_endpoint(model, run, thresholds):
     """The serving function and the Keras model it runs.
 
     Args:
@@ -68,9 +68,8 @@ def make_endpoint(model, config: TrainConfig, stats, thresholds):
         [batch, frames, bins, channels] (12, or 36 for ``config.features.input == "complex"``),
         or for ``config.features.representation == "signal"`` standardized signal float32
         [batch, samples, 12] -> logits [batch, classes].
-      config: the run's TrainConfig (features, aggregate).
-      stats: (mean, std) from the run's training folds: float32 [bins, channels] for a
-        spectrogram, float32 [] for the signal.
+      run: the ``training.run.Run``: its config (features, aggregate) and the normalization
+        statistics of its training folds, which become constants of the endpoint's model.
       thresholds: float [classes], per-class decision thresholds chosen on validation, as
         ``exported_thresholds`` gives them.
 
@@ -81,8 +80,9 @@ def make_endpoint(model, config: TrainConfig, stats, thresholds):
     """
     from ecg_keras.models import build_raw_model
 
+    config = run.config
     windows = Windows.of(config)
-    raw_model = build_raw_model(model, config.features, *stats, windows.length)
+    raw_model = build_raw_model(model, config.features, *run.stats, windows.length)
     num_classes = raw_model.output_shape[-1]
     thresholds = tf.constant(np.asarray(thresholds, np.float32).reshape(num_classes))
     reduce = tf.reduce_max if config.aggregate == "max" else tf.reduce_mean
