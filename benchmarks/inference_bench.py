@@ -74,7 +74,7 @@ def main():
     source = report["source"]
     run = Run.load(source["workdir"], args.data_dir)
     config = run.config
-    records = export_check.load_records(config, config.test_folds)
+    records = export_check.load_records(run, config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
     spectrogram_model = keras.models.load_model(source["model"], compile=False)
     endpoint, _ = serving.make_endpoint(spectrogram_model, run, meta["thresholds"])

@@ -92,7 +92,7 @@ def _write_artifacts(tmp: Path, source, config: ExportConfig, name: str, version
     calibration = None
     if "int8" in config.tflite:
         calibration = export_check.load_records(
-            run_config, run_config.train_folds, config.calibration_records, run_config.seed
+            source.run, run_config.train_folds, config.calibration_records, run_config.seed
         ).signals
     meta = serving.metadata(run_config, source.classes, source.thresholds, source.info)
     meta.update(name=name, version=version)
@@ -148,7 +148,7 @@ def export(config: ExportConfig) -> dict:
     version = resolve_version(output_dir, config.version)
     folds = tuple(source.config.test_folds)
     log(f"reading the check records (folds {list(folds)}) and calibration records")
-    records = export_check.load_records(source.config, folds)
+    records = export_check.load_records(source.run, folds)
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / f".export-{version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

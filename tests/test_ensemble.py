@@ -110,8 +110,8 @@ def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
     thresholds = json.loads((ens / "metrics.json").read_text())["thresholds"]
     np.testing.assert_allclose(meta["thresholds"], thresholds, atol=1e-3)  # float16-exact
     # The published model's probabilities are the mean of what each member alone would serve.
-    member_config = export_source.load(str(workdirs[0])).config
-    records = export_check.load_records(member_config, member_config.test_folds)
+    member = export_source.load(str(workdirs[0])).run
+    records = export_check.load_records(member, member.config.test_folds)
     alone = [export_source.load(str(w)).endpoint(records.signals) for w in workdirs]
     mean = (alone[0]["probabilities"].numpy() + alone[1]["probabilities"].numpy()) / 2
     for path in (saved / "1", saved / "1" / "tflite" / "float32.tflite"):

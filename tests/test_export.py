@@ -18,6 +18,8 @@ from ecg_keras.deploy import export_check, runtime, serving
 from ecg_keras.training import recipe
 from ecg_keras.training.run import Run
 
+from conftest import run_cli
+
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
 
 
@@ -260,14 +262,9 @@ def test_signal_run_exports_and_passes_every_check(tiny_signal_run, tmp_path):
     """A 1D model on the raw signal: the endpoint standardizes instead of the STFT."""
     workdir, metrics = tiny_signal_run
     output_dir = tmp_path / "saved_models" / "signal"
-    done = subprocess.run(
-        [sys.executable, "-m", "ecg_keras.export", f"--workdir={workdir}",
-         f"--output_dir={output_dir}", "--calibration_records=20"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )  # fmt: skip
+    done = run_cli(
+        "export", f"--workdir={workdir}", f"--output_dir={output_dir}", "--calibration_records=20"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     version_dir = output_dir / "1"
     result = json.loads((version_dir / "export.json").read_text())

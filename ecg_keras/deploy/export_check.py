@@ -59,21 +59,21 @@ class Records:
     labels: np.ndarray
 
 
-def load_records(config, folds, limit: int | None = None, seed: int = 0) -> Records:
+def load_records(run, folds, limit: int | None = None, seed: int = 0) -> Records:
     """The raw ECGs of the labelled records of ``folds`` from the run's prepared TFRecords.
 
     Args:
-      config: the run's TrainConfig (``data_dir``, ``task``, classes).
+      run: the ``training.run.Run`` (``data_dir``, ``task``, its classes' label columns).
       folds: ``strat_fold`` values.
       limit: keep a random sample of this many records (drawn with ``seed``).
     """
     from ecg_keras.data import input_pipeline
-    from ecg_keras.training.run import class_columns
 
+    config = run.config
     name = f"labels/{config.task}"
     got = input_pipeline.read_labelled(config.data_dir, folds, config.task, ["signal", name])
     ids, signals = got["ecg_id"], got["signal"]
-    labels = got[name][:, class_columns(config)].astype(np.float32)
+    labels = got[name][:, run.class_index].astype(np.float32)
     order = np.arange(len(ids))  # read_labelled sorts by ecg_id
     if limit is not None and limit < len(order):
         order = np.sort(np.random.default_rng(seed).choice(order, limit, replace=False))

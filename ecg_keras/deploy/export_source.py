@@ -55,6 +55,11 @@ class Source:
     info: dict
 
     @property
+    def run(self):
+        """The (first) member's ``training.run.Run``: data, folds, classes' label columns."""
+        return self.members[0].run
+
+    @property
     def config(self) -> TrainConfig:
         return self.members[0].config
 

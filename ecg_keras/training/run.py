@@ -46,12 +46,12 @@ class Run:
         """
         from ecg_keras.data import input_pipeline
 
-        config, manifest = _checked_data(config)
+        config, manifest, classes = _checked_data(config)
         if stats is None:
             stats = input_pipeline.feature_stats(
                 config.data_dir, config.train_folds, config.features
             )
-        return cls(config, manifest, _classes(config, manifest), stats)
+        return cls(config, manifest, classes, stats)
 
     @classmethod
     def load(cls, workdir, data_dir: str | None = None) -> Run:
@@ -132,9 +132,9 @@ def _classes(config: TrainConfig, manifest: dict) -> tuple[str, ...]:
     return tuple(config.classes or known)
 
 
-def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
-    """(config with the model's representation and the data's rate, manifest), every fold
-    of the split checked; prepares ``data_dir`` from ``ptbxl_dir`` first when it is empty."""
+def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict, tuple[str, ...]]:
+    """(config with the model's representation and the data's rate, manifest, classes), every
+    fold of the split checked; prepares ``data_dir`` from ``ptbxl_dir`` first when it is empty."""
     from ecg_keras import models, prepare
     from ecg_keras.data import input_pipeline
     from ecg_keras.training import recipe
@@ -153,7 +153,7 @@ def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
     config = dataclasses.replace(
         config, features=dataclasses.replace(config.features, sampling_rate=rate)
     )
-    _classes(config, manifest)
+    classes = _classes(config, manifest)
     for folds in (config.train_folds, config.val_folds, config.test_folds):
         input_pipeline.shard_files(config.data_dir, folds)  # empty or damaged folds fail here
-    return config, manifest
+    return config, manifest, classes
