@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ecg_keras import atomic, cli_errors
-from ecg_keras.data import ptbxl
-from ecg_keras.data.manifest import MANIFEST, sha256_file
+from ecg_keras.data import adc, ptbxl
+from ecg_keras.data.manifest import MANIFEST, SCHEMA_VERSION, sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,13 @@ def _check_output(config: PrepareConfig, out: Path) -> dict | None:
                 f"{out} holds a dataset prepared with other settings "
                 f"({manifest.get('config')}); pass --overwrite to replace it"
             )
-        if _is_complete(out, manifest):
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            # Same settings, older format (e.g. float32 signals): rewrite it in this one.
+            print(
+                f"{out} holds TFRecord schema version {manifest.get('schema_version')}; "
+                f"preparing it again as version {SCHEMA_VERSION}"
+            )
+        elif _is_complete(out, manifest):
             return manifest
     # From here the directory is not a complete dataset: drop the manifest first so that a
     # killed run can never leave an old manifest describing new shards.
@@ -115,10 +121,6 @@ def prepare(config: PrepareConfig) -> dict:
       ptbxl.PtbxlError: missing or bad PTB-XL input (nothing complete-looking is left behind).
       ValueError: bad settings, or an output directory holding a different dataset.
     """
-    # TensorFlow is imported inside functions, not at the top: spawned readers re-import this
-    # module, and importing TF there would cost each of them seconds and hundreds of MB.
-    from ecg_keras.data import tfrecord
-
     src, out = Path(config.ptbxl_dir), Path(config.output_dir)
     if not src.is_dir():
         raise ptbxl.PtbxlError(f"{src}: PTB-XL folder not found; {ptbxl.DOWNLOAD_HINT}")
@@ -142,7 +144,7 @@ def prepare(config: PrepareConfig) -> dict:
         folds[str(shard["fold"])] = folds.get(str(shard["fold"]), 0) + shard["num_records"]
     num_records = sum(folds.values())
     manifest = {
-        "schema_version": tfrecord.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "config": config.identity(),
         "num_records": num_records,
         "sampling_rate": config.sampling_rate,
@@ -193,6 +195,8 @@ class _Totals:
 
 def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
     """Reads records in worker processes and writes ``plan``'s shards in order."""
+    # TensorFlow is imported inside functions, not at the top: spawned readers re-import this
+    # module, and importing TF there would cost each of them seconds and hundreds of MB.
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -215,9 +219,9 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
         if config.num_workers > 1:
             context = multiprocessing.get_context("spawn")  # never fork a process that has TF
             pool = stack.enter_context(context.Pool(config.num_workers))
-            signals = pool.imap(ptbxl.read_signal_job, jobs, chunksize=8)
+            signals = pool.imap(adc.read_adc_job, jobs, chunksize=8)
         else:  # in-process: no spawn cost for tiny inputs and tests
-            signals = map(ptbxl.read_signal_job, jobs)
+            signals = map(adc.read_adc_job, jobs)
         # Computed while the readers start: everything about a record but its signal.
         all_ids = [i for _, fold_ids in plan for i in fold_ids]
         metadata = {i: tfrecord.record_values(rows[i], i, tasks, rate) for i in all_ids}
@@ -232,10 +236,12 @@ def _write_shards(config, plan, db, tasks, totals: _Totals) -> list[dict]:
                 tf.io.TFRecordWriter(str(tmp), options) as writer,
             ):
                 for ecg_id in ids:
-                    got_id, signal = next(signals)
+                    got_id, stored = next(signals)
                     assert got_id == ecg_id, (got_id, ecg_id)  # imap keeps the job order
                     values, labels = metadata.pop(ecg_id)
-                    writer.write(tfrecord.make_example({**values, "signal": signal}, fields))
+                    values["signal"] = stored.samples
+                    values[tfrecord.GAIN], values[tfrecord.BASELINE] = stored.gain, stored.baseline
+                    writer.write(tfrecord.make_example(values, fields))
                     totals.add(labels)
                     bar.update()
             stat = (out / name).stat()

@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras.data import tfrecord
+from ecg_keras.data import adc, tfrecord
 
 
 def _values(rng, fields):
     values = {}
     for name, field in fields.items():
-        if field.kind == "bytes":
-            values[name] = rng.standard_normal(field.shape).astype(np.float32)
+        if field.kind == "int16":
+            values[name] = rng.integers(-32767, 32768, field.shape, dtype=np.int16)
+        elif name == tfrecord.GAIN:
+            values[name] = rng.choice([200.0, 1000.0], field.shape).astype(np.float32)
         elif field.kind == "float32":
             values[name] = np.float32(rng.uniform(0, 90))
         else:
@@ -33,9 +35,18 @@ def test_round_trip_single_and_batched(tmp_path, rate):
     assert batched["signal"].shape == (3, rate * 10, 12)
     assert single[0]["signal"].shape == (rate * 10, 12)
     for i, values in enumerate(records):
+        expected = dict(values)
+        expected["signal"] = adc.to_mv(
+            values["signal"], values[tfrecord.GAIN], values[tfrecord.BASELINE]
+        )
         for name in fields:
-            np.testing.assert_array_equal(single[i][name].numpy(), values[name], err_msg=name)
-            np.testing.assert_array_equal(batched[name][i].numpy(), values[name], err_msg=name)
+            np.testing.assert_array_equal(single[i][name].numpy(), expected[name], err_msg=name)
+            np.testing.assert_array_equal(batched[name][i].numpy(), expected[name], err_msg=name)
+    # A subset of the schema still decodes the signal (gain and baseline parsed behind it).
+    subset = {name: fields[name] for name in ("signal", "ecg_id")}
+    parsed = tfrecord.parse_example(next(iter(tf.data.TFRecordDataset(path))), subset)
+    assert sorted(parsed) == ["ecg_id", "signal"]
+    np.testing.assert_array_equal(parsed["signal"].numpy(), single[0]["signal"].numpy())
 
 
 def test_make_example_rejects_wrong_shapes():
@@ -44,7 +55,9 @@ def test_make_example_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="labels/superdiagnostic"):
         tfrecord.make_example({**values, "labels/superdiagnostic": np.zeros(4)}, fields)
     with pytest.raises(ValueError, match="signal"):
-        tfrecord.make_example({**values, "signal": np.zeros((500, 12))}, fields)
+        tfrecord.make_example({**values, "signal": np.zeros((500, 12), np.int16)}, fields)
+    with pytest.raises(ValueError, match="signal: dtype float32.*int16"):
+        tfrecord.make_example({**values, "signal": np.zeros((1000, 12), np.float32)}, fields)
 
 
 def test_shard_names():

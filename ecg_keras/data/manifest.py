@@ -3,7 +3,8 @@
 A prepared folder is complete exactly when it has a manifest: ``prepare`` writes it last,
 atomically. Keys other modules rely on: ``num_records``, ``sampling_rate``, ``leads``,
 ``folds`` (fold -> count), ``tasks`` (task -> {``classes``, ``counts``, ``unlabeled``}),
-``shards`` ([{``file``, ``fold``, ``num_records``, ``bytes``, ``sha256``}]).
+``shards`` ([{``file``, ``fold``, ``num_records``, ``bytes``, ``sha256``}]), ``schema_version``
+(``SCHEMA_VERSION``; ``load`` refuses any other).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ import os
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+# The TFRecord schema (``data/tfrecord.py``) that this code writes and reads. 1: float32 mV;
+# 2: int16 ADC samples with each lead's gain and baseline (half the size, same parsed values).
+SCHEMA_VERSION = 2
+
+
+class ManifestError(ValueError):
+    """A prepared folder this code cannot read; the message names the folder and the fix."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -27,6 +35,7 @@ def load(data_dir: str | os.PathLike) -> dict:
 
     Raises:
       FileNotFoundError: no manifest (the folder was never prepared, or not completely).
+      ManifestError: a folder prepared with another TFRecord schema (an older ``prepare``).
     """
     path = Path(data_dir) / MANIFEST
     if not path.is_file():
@@ -34,4 +43,16 @@ def load(data_dir: str | os.PathLike) -> dict:
             f"{path} not found: the folder is not a complete prepared dataset; run "
             f"`python -m ecg_keras.prepare --ptbxl_dir=DIR --output_dir={data_dir}` first"
         )
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        source = manifest.get("config", {}).get("ptbxl_dir", "DIR")
+        rate = manifest.get("sampling_rate", 100)
+        rate_flag = f" --sampling_rate={rate}" if rate != 100 else ""
+        raise ManifestError(
+            f"{data_dir} was prepared with TFRecord schema version {version} "
+            f"({'float32 mV signals' if version == 1 else 'unknown'}); this code reads version "
+            f"{SCHEMA_VERSION} (int16 samples with their gain, half the size). Prepare it again: "
+            f"`python -m ecg_keras.prepare --ptbxl_dir={source} --output_dir={data_dir}{rate_flag}`"
+        )
+    return manifest

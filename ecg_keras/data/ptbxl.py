@@ -133,16 +133,17 @@ def record_path(ptbxl_dir: str | os.PathLike, row, sampling_rate: int) -> Path:
     return Path(ptbxl_dir) / getattr(row, column)
 
 
-def _rdrecord(path: Path, who: str):
+def _rdrecord(path: Path, who: str, physical: bool = True):
     """``wfdb.rdrecord`` with errors that name the file: a missing ``.hea`` or signal file
     (whatever the header names: ``.dat``, the Challenge's ``.mat``...), a bad header or signal.
+    ``physical=False`` keeps the stored integers (``d_signal``) instead of mV.
     """
     import wfdb  # deferred: wfdb pulls in heavy imports that most callers never need
 
     if not path.with_name(path.name + ".hea").is_file():
         raise PtbxlError(f"{who}: {path.name}.hea not found")
     try:
-        return wfdb.rdrecord(str(path))
+        return wfdb.rdrecord(str(path), physical=physical)
     except Exception as e:  # wfdb raises many types for a broken header or signal file
         error = e
     # Diagnosed only after a failure: parsing the header costs as much as reading the record
@@ -156,6 +157,36 @@ def _rdrecord(path: Path, who: str):
     if missing:
         raise PtbxlError(f"{who}: {', '.join(missing)} not found (named in {path.name}.hea)")
     raise PtbxlError(f"{who}: unreadable signal ({type(error).__name__}: {error})")
+
+
+def checked_record(path, sampling_rate: int, ecg_id: int | None = None, physical: bool = True):
+    """Reads one PTB-XL WFDB record and checks its rate, lead names and length.
+
+    Returns:
+      (wfdb Record, ``order``: the record's column of each lead of ``LEADS``, ``who``: the
+      record's name for error messages).
+
+    Raises:
+      PtbxlError: missing or unreadable files, wrong leads, length or rate.
+    """
+    path = Path(path)
+    who = f"ecg_id {ecg_id} ({path})" if ecg_id is not None else str(path)
+    record = _rdrecord(path, who, physical)
+    expected = sampling_rate * RECORD_SECONDS
+    if record.fs != sampling_rate:
+        raise PtbxlError(f"{who}: sampling rate {record.fs} Hz, expected {sampling_rate}")
+    if record.n_sig != NUM_LEADS:
+        raise PtbxlError(f"{who}: {record.n_sig} leads in header, expected {NUM_LEADS}")
+    if record.sig_len != expected:
+        raise PtbxlError(f"{who}: {record.sig_len} samples in header, expected {expected}")
+    names = [n.upper() for n in record.sig_name]
+    if sorted(names) != sorted(_LEAD_INDEX):
+        raise PtbxlError(f"{who}: lead names {record.sig_name}, expected {list(LEADS)}")
+    signal = record.p_signal if physical else record.d_signal
+    if signal is None or signal.shape != (expected, NUM_LEADS):
+        shape = None if signal is None else signal.shape
+        raise PtbxlError(f"{who}: signal shape {shape}, expected ({expected}, 12)")
+    return record, [names.index(lead.upper()) for lead in LEADS], who
 
 
 def read_signal(
@@ -174,26 +205,10 @@ def read_signal(
     Raises:
       PtbxlError: missing or unreadable files, wrong leads, length or rate, non-finite values.
     """
-    path = Path(path)
-    who = f"ecg_id {ecg_id} ({path})" if ecg_id is not None else str(path)
-    record = _rdrecord(path, who)
-    expected = sampling_rate * RECORD_SECONDS
-    if record.fs != sampling_rate:
-        raise PtbxlError(f"{who}: sampling rate {record.fs} Hz, expected {sampling_rate}")
-    if record.n_sig != NUM_LEADS:
-        raise PtbxlError(f"{who}: {record.n_sig} leads in header, expected {NUM_LEADS}")
-    if record.sig_len != expected:
-        raise PtbxlError(f"{who}: {record.sig_len} samples in header, expected {expected}")
-    names = [n.upper() for n in record.sig_name]
-    if sorted(names) != sorted(_LEAD_INDEX):
-        raise PtbxlError(f"{who}: lead names {record.sig_name}, expected {list(LEADS)}")
-    signal = record.p_signal
-    if signal.shape != (expected, NUM_LEADS):
-        raise PtbxlError(f"{who}: signal shape {signal.shape}, expected ({expected}, 12)")
-    if not np.isfinite(signal).all():
+    record, order, who = checked_record(path, sampling_rate, ecg_id)
+    if not np.isfinite(record.p_signal).all():
         raise PtbxlError(f"{who}: signal has NaN or infinite values")
-    order = [names.index(lead.upper()) for lead in LEADS]
-    return np.ascontiguousarray(signal[:, order], dtype=np.float32)
+    return np.ascontiguousarray(record.p_signal[:, order], dtype=np.float32)
 
 
 # Physical units a WFDB header may give, as a factor to mV (upper-cased: "\u00b5V" and the
@@ -280,11 +295,3 @@ def read_any_record(path: str | os.PathLike) -> tuple[np.ndarray, float, list[st
     if not np.isfinite(signal).all():
         raise PtbxlError(f"{who}: signal has NaN or infinite values (missing samples)")
     return np.ascontiguousarray(signal, dtype=np.float32), float(record.fs), notes
-
-
-def read_signal_job(job: tuple[str, int, int]) -> tuple[int, np.ndarray]:
-    """``read_signal`` for a process pool: ``(path, sampling_rate, ecg_id)`` ->
-    ``(ecg_id, signal)``. It lives here, not in ``prepare``, so that worker processes never
-    import TensorFlow."""
-    path, sampling_rate, ecg_id = job
-    return ecg_id, read_signal(path, sampling_rate, ecg_id)
