@@ -11,16 +11,19 @@ Prints one JSON object:
 - baseline_ecg_per_s: what a user would otherwise write, on the same records: `wfdb.rdsamp`
   per record, a random crop, `scipy.signal.stft` per lead, numpy normalization and batching;
 - ratio: ecg_per_s / baseline_ecg_per_s;
-- stall_fraction: 1 - (step time fed from in-memory tensors) / (step time fed by the
-  pipeline), for a training step of a VGG-style 2D CNN (4 blocks of two 3x3 convolutions,
-  32 -> 256 channels: the spectrogram baseline of shared/MEASURED.md) on this machine.
-Takes about 2 minutes on 2 cores. If --data_dir has no manifest, it is prepared first.
+- stall_features_in_pipeline / stall_features_in_model: the input stall of the main config's
+  training step (``--config``, float32, built as ``train`` builds it), with the spectrogram
+  computed in tf.data and in the model (``--features_in``): step times fed by the pipeline
+  and from the same batches held in memory, measured in alternating rounds (``stall``);
+  the median stall over rounds and its min and max.
+Takes about 3 minutes on 2 cores. If --data_dir has no manifest, it is prepared first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -71,41 +74,61 @@ def baseline(ptbxl_dir, ecg_ids, config, mean, std, batch_size):
     return len(ecg_ids) / (time.perf_counter() - start)
 
 
-def vgg_like(input_shape, num_classes):
-    import keras
+def main_config_trainers(data_dir, flagfile):
+    """{"pipeline": (model, dataset), "model": (model, dataset)}: the main config's training
+    model and training batches with the features in tf.data and in the model, float32."""
+    from absl import flags
 
-    layers = [keras.Input(input_shape), keras.layers.BatchNormalization()]
-    for width in (32, 64, 128, 256):
-        layers += [
-            keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(2, padding="same"),
-        ]
-    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(num_classes)]
-    model = keras.Sequential(layers)
-    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
-    return model
+    from ecg_keras import compare
+    from ecg_keras.training import recipe
+    from ecg_keras.training.run import Run
+
+    compare.define_flags()
+    flags.FLAGS.mark_as_parsed()
+    out = {}
+    for where in ("pipeline", "model"):
+        args = [f"--flagfile={flagfile}", f"--data_dir={data_dir}", f"--features_in={where}"]
+        run = Run.prepare(compare.resolve([*args, "--precision=float32"]))
+        model, _, (train_ds, _) = recipe.trainer(run)
+        out[where] = (model, train_ds)
+    return out
 
 
-def stall(ds, steps):
-    """Seconds per training step fed by ``ds``, and fed from the same batches in memory."""
-    import tensorflow as tf
+def stall(model, ds, steps: int, rounds: int) -> dict:
+    """Step times fed by ``ds`` and from the same batches in memory, interleaved.
 
-    cached = list(ds.take(steps))
-    model = vgg_like(cached[0][0].shape[1:], cached[0][1].shape[-1])
-    model.fit(ds.take(2), verbose=0)  # trace and compile the step once
-    start = time.perf_counter()
-    model.fit(ds.repeat().take(steps), verbose=0)
-    fed = time.perf_counter() - start
-    specs = np.concatenate([s for s, _ in cached])
-    labels = np.concatenate([y for _, y in cached])
-    memory = tf.data.Dataset.from_tensor_slices((specs, labels))
-    memory = memory.batch(cached[0][0].shape[0]).cache()
-    model.fit(memory.take(2), verbose=0)
-    start = time.perf_counter()
-    model.fit(memory.repeat().take(steps), verbose=0)
-    in_memory = time.perf_counter() - start
-    return fed / steps, in_memory / steps
+    Each round runs ``steps`` training steps from one persistent iterator of ``ds`` (so
+    prefetching overlaps the steps, as in ``fit``), then ``steps`` steps on ``steps`` batches
+    taken from it earlier and held in memory. Alternating rounds exposes both to the same
+    moments of a shared machine; the stall of a round is 1 - memory / fed.
+
+    Returns:
+      {"step_ms_pipeline", "step_ms_in_memory": medians over rounds, "stall_fraction":
+      median of the rounds' stalls (< 0 when the in-memory steps were slower), and
+      "stall_min"/"stall_max" over rounds}.
+    """
+    batches = iter(ds.repeat())
+    held = [next(batches) for _ in range(steps)]
+    for x, y in held[:2]:  # trace the step once
+        model.train_on_batch(x, y)
+    fed, memory = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(*next(batches))
+        fed.append((time.perf_counter() - start) / steps)
+        start = time.perf_counter()
+        for x, y in held:
+            model.train_on_batch(x, y)
+        memory.append((time.perf_counter() - start) / steps)
+    stalls = [1 - m / f for f, m in zip(fed, memory, strict=True)]
+    return {
+        "step_ms_pipeline": round(statistics.median(fed) * 1000, 2),
+        "step_ms_in_memory": round(statistics.median(memory) * 1000, 2),
+        "stall_fraction": round(statistics.median(stalls), 4),
+        "stall_min": round(min(stalls), 4),
+        "stall_max": round(max(stalls), 4),
+    }
 
 
 def main():
@@ -113,7 +136,9 @@ def main():
     parser.add_argument("--data_dir", default="tfrecords/ptbxl100")
     parser.add_argument("--ptbxl_dir", default=str(ptbxl.default_dir()))
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--stall_steps", type=int, default=20)
+    parser.add_argument("--stall_steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--stall_rounds", type=int, default=7)
+    parser.add_argument("--config", default="configs/superdiagnostic.cfg", help="for the stall")
     args = parser.parse_args()
 
     from ecg_keras import prepare
@@ -155,7 +180,10 @@ def main():
     _, rates_no_cache, _ = epochs_per_s(cache=False)
     ours = max(rates)
     base = baseline(args.ptbxl_dir, ids, config, stats[0], stats[1], args.batch_size)
-    fed, in_memory = stall(dataset(cache=True), args.stall_steps)
+    stalls = {
+        where: stall(model, ds, args.stall_steps, args.stall_rounds)
+        for where, (model, ds) in main_config_trainers(args.data_dir, args.config).items()
+    }
     print(
         json.dumps(
             {
@@ -168,9 +196,9 @@ def main():
                 "baseline": "wfdb.rdsamp + crop + scipy.signal.stft per lead + numpy batching",
                 "baseline_ecg_per_s": round(base, 1),
                 "ratio": round(ours / base, 2),
-                "step_ms_pipeline": round(fed * 1000, 2),
-                "step_ms_in_memory": round(in_memory * 1000, 2),
-                "stall_fraction": round(max(0.0, 1 - in_memory / fed), 4),
+                "stall_config": args.config,
+                "stall_features_in_pipeline": stalls["pipeline"],
+                "stall_features_in_model": stalls["model"],
                 "batch_size": args.batch_size,
                 "input_shape": shape,
             }

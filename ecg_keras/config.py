@@ -14,6 +14,8 @@ REPRESENTATIONS = ("spectrogram", "signal")
 INPUTS = ("magnitude", "complex")
 HEADS = ("gap", "concat", "flatten")  # see ecg_keras.models.blocks.head
 SELECTIONS = ("best", "last")
+FEATURES_IN = ("pipeline", "model")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +80,15 @@ class FeatureConfig:
     # near-empty high-frequency bins of the 100 Hz records (low-pass filtered, close to the
     # 1 uV floor) by many training standard deviations after normalization.
     noise_std: float = 0.0
+    # Largest random delay (seconds, drawn uniformly from +-this per record, any fraction of a
+    # sample) applied to each training record before cropping. Why: the phase channels of
+    # ``input="complex"`` see timing that the magnitude cannot. PhysioNet's 100 Hz files lag
+    # ``resample_poly`` of the 500 Hz originals by 1.2 ms (cross-spectrum phase of 60 pairs,
+    # 1.18-1.30 ms from 10 to 45 Hz), which moves the real and imaginary channels by 0.02 (3 Hz)
+    # to 0.21 (39 Hz) training SDs on average while the magnitude moves by <= 0.017; without
+    # this, the complex model's answers for the two files of one recording differed by up to
+    # 0.16 (95th percentile 0.035). Whole-sample shifts are already covered by random crops.
+    delay_seconds: float = 0.0
     time_masks: int = 2  # SpecAugment masks on the normalized spectrogram
     time_mask_seconds: float = 0.4  # widest time mask
     freq_masks: int = 2
@@ -111,8 +122,8 @@ class FeatureConfig:
             raise ValueError(f"--crop_seconds={self.crop_seconds} is shorter than one window")
         if self.window_stride_seconds <= 0:
             raise ValueError(f"--window_stride_seconds={self.window_stride_seconds}: must be > 0")
-        if self.amplitude_scale < 1 or self.noise_std < 0:
-            raise ValueError("--amplitude_scale must be >= 1 and --noise_std >= 0")
+        if self.amplitude_scale < 1 or self.noise_std < 0 or self.delay_seconds < 0:
+            raise ValueError("--amplitude_scale must be >= 1, --noise_std and --delay_seconds >= 0")
         if min(self.time_masks, self.freq_masks) < 0:
             raise ValueError("--time_masks and --freq_masks must be >= 0")
 
@@ -165,7 +176,21 @@ class TrainConfig:
     select: str = "best"
     cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
     strategy: str = "default"
+    # Same as --precision=mixed_float16; kept so that older flagfiles still parse.
     mixed_precision: bool = False
+    # Where the spectrogram, its normalization and SpecAugment run while training: "pipeline"
+    # (tf.data, on the CPU) or "model" (the first layers of the training model, on the
+    # accelerator; tf.data then only reads, crops and scales the signal). The saved model and
+    # every export take the spectrogram as before either way. See docs/benchmarks.md.
+    features_in: str = "pipeline"
+    # XLA-compiled training steps on every device. Off: Keras' own choice ("auto": XLA on
+    # GPUs, not on CPUs, where it measured 4-6x slower for vgg_small: docs/benchmarks.md).
+    jit_compile: bool = False
+    # Keras dtype policy while training: "float32", "mixed_bfloat16" (CPUs with AVX512_BF16 or
+    # AMX-BF16), "mixed_float16" (GPUs), or "auto": the mixed policy this machine runs fast,
+    # else float32 (``device_features.policy``; metrics.json records the one used). The kept
+    # model is saved in float32, so evaluation and export never depend on how it trained.
+    precision: str = "float32"
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
 
     def __post_init__(self):
@@ -184,6 +209,20 @@ class TrainConfig:
         if self.strategy not in ("default", "mirrored", "multi_worker"):
             raise ValueError(
                 f"--strategy={self.strategy}: must be default, mirrored or multi_worker"
+            )
+        if self.features_in not in FEATURES_IN:
+            raise ValueError(f"--features_in={self.features_in}: must be pipeline or model")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision={self.precision}: must be one of {PRECISIONS}")
+        if self.mixed_precision and self.precision not in ("float32", "mixed_float16"):
+            raise ValueError(
+                f"--mixed_precision means --precision=mixed_float16, not {self.precision}"
+            )
+        if self.strategy == "multi_worker" and (
+            self.policy != "float32" or self.features_in != "pipeline"
+        ):
+            raise ValueError(
+                "--strategy=multi_worker trains in float32 with --features_in=pipeline only"
             )
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("--learning_rate must be > 0 and --weight_decay >= 0")
@@ -209,6 +248,12 @@ class TrainConfig:
                 )
             pairs.append((int(filters), int(count)))
         return tuple(pairs)
+
+    @property
+    def policy(self) -> str:
+        """``precision``, with ``--mixed_precision`` as mixed_float16 ("auto" is resolved by
+        ``training.device_features.policy``)."""
+        return "mixed_float16" if self.mixed_precision else self.precision
 
     def model_overrides(self) -> dict:
         """Builder keyword arguments that replace the preset's (see ``models.get``)."""

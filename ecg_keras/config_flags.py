@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
+from ecg_keras.config import FEATURES_IN, HEADS, INPUTS, PRECISIONS, FeatureConfig, TrainConfig
 
 # Not flags: the sampling rate comes from the prepared data, the representation from the model.
 DERIVED = ("sampling_rate", "representation")
@@ -26,12 +26,16 @@ ENUMS = {
     "head": list(HEADS),
     "select": ["best", "last"],
     "input": list(INPUTS),
+    "features_in": list(FEATURES_IN),
+    "precision": list(PRECISIONS),
 }
 FOLD_FLAGS = ("train_folds", "val_folds", "test_folds")
 # Left out of a magnitude run's flagfile when at their defaults: its flags.cfg then stays
 # byte-identical to one written before these flags existed, which is how train (resuming) and
 # compare (reusing) recognize a run. A complex-input run writes both.
 PHASE_FLAGS = ("input", "complex_scale")
+# Flags added after runs existed, left out at their defaults for the same reason.
+LATER_FLAGS = ("features_in", "jit_compile", "precision", "delay_seconds")
 
 
 def define_config_flags() -> None:
@@ -87,7 +91,8 @@ def flags_text(config: TrainConfig, workdir: str, header: str = "") -> str:
 
     ``python -m ecg_keras.train --flagfile=FILE`` gives back ``config`` (the sampling rate
     always comes from the prepared data, the representation from the model preset).
-    ``--input`` and ``--complex_scale`` are left out at their defaults (see PHASE_FLAGS).
+    ``--input`` and ``--complex_scale`` (PHASE_FLAGS) and LATER_FLAGS are left out at their
+    defaults.
     """
     values = {name: getattr(config, name) for name in TRAIN_FLAGS}
     values.update({name: getattr(config.features, name) for name in FEATURE_FLAGS})
@@ -95,6 +100,11 @@ def flags_text(config: TrainConfig, workdir: str, header: str = "") -> str:
         for name in PHASE_FLAGS:
             if values[name] == getattr(FeatureConfig, name):
                 del values[name]
+    defaults, feature_defaults = TrainConfig(), FeatureConfig()
+    for name in LATER_FLAGS:
+        default = getattr(defaults if name in TRAIN_FLAGS else feature_defaults, name)
+        if values[name] == default:
+            del values[name]
     values["workdir"] = workdir
     lines = [
         header

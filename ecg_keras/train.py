@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ecg_keras import atomic, cli_errors, config_flags
 from ecg_keras.config import TrainConfig
-from ecg_keras.training.recipe import FLAGS_FILE, RUN, build_model, compile_model
+from ecg_keras.training import recipe
+from ecg_keras.training.recipe import FLAGS_FILE, RUN
 
 
 def make_strategy(name: str):
@@ -46,11 +47,12 @@ def _check_workdir(workdir: Path, flags_text: str, overwrite: bool) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
-def _fit(model, run, strategy, workdirs, datasets):
+def _fit(model, run, strategy, workdirs, datasets, saved=None):
     """Runs the epochs with Keras' ``fit``, or the multi-worker loop.
 
     Args:
       run: the ``run.Run`` being trained.
+      saved: what ``KeepModel`` saves (a function returning the model), default ``model``.
       workdirs: (this worker's workdir, the chief's workdir).
       datasets: (train, validation) from ``run.split``.
 
@@ -74,7 +76,7 @@ def _fit(model, run, strategy, workdirs, datasets):
             model, run, strategy, chief_workdir, [*callbacks, history_csv]
         )
         return first, seconds, keep
-    keep = KeepModel(workdir, config.select)
+    keep = KeepModel(workdir, config.select, saved)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / "backup")),
         ValidationAuc(datasets[1], config.aggregate),
@@ -100,7 +102,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
 
     from ecg_keras import evaluate
     from ecg_keras.analysis import plots
-    from ecg_keras.training import multi_worker
+    from ecg_keras.training import device_features, multi_worker
     from ecg_keras.training.run import Run
 
     workdir = Path(workdir)
@@ -108,16 +110,12 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     run = Run.prepare(config)
     config = run.config
     distributed = config.strategy == "multi_worker"
-    if distributed and config.mixed_precision:
-        raise ValueError("--mixed_precision is not supported with --strategy=multi_worker")
     chief = not distributed or multi_worker.is_chief(strategy)
     chief_workdir = workdir
     if distributed:
         workdir = multi_worker.worker_workdir(workdir, strategy)
     _check_workdir(workdir, flags_text, overwrite)
     (workdir / FLAGS_FILE).write_text(flags_text)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
 
     # tf.data's seeded shuffle also depends on TF's global seed: set it before the datasets
     # exist, as tune's trials do (build() seeds, then fit() makes the datasets).
@@ -130,13 +128,9 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
             "stats": {"mean": run.stats[0].tolist(), "std": run.stats[1].tolist()},
         },
     )
-    train_ds = run.split(config.train_folds, True)
-    val_ds = run.split(config.val_folds, False)
-    keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
-    with strategy.scope():
-        model = compile_model(build_model(run), run)
+    model, saved, datasets = recipe.trainer(run, strategy)
     first, seconds, validation = _fit(
-        model, run, strategy, (workdir, chief_workdir), (train_ds, val_ds)
+        model, run, strategy, (workdir, chief_workdir), datasets, saved
     )
     if not chief:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -147,6 +141,8 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         "train_seconds": round(seconds, 1),
         "resumed_at_epoch": first,
         "select": config.select,
+        "precision": device_features.policy(config),
+        "features_in": config.features_in,
         "selected_epoch": config.epochs if config.select == "last" else validation.best_epoch,
     }
     atomic.write_json(workdir / evaluate.METRICS, result)

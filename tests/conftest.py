@@ -128,7 +128,10 @@ def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(real_tfrecords, tmp_path_factory):
-    """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes).
+    """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes), with
+    the spectrogram computed in the model (``--features_in=model``) and the machine's mixed
+    policy (``--precision=auto``: bfloat16 on CPUs with AVX512_BF16/AMX, else float32), so
+    that the learned-signal and export tests cover both (other runs use the defaults).
 
     Returns (workdir, metrics.json content).
     """
@@ -136,7 +139,13 @@ def trained_run(real_tfrecords, tmp_path_factory):
     from ecg_keras.config import TrainConfig
 
     workdir = tmp_path_factory.mktemp("run") / "vgg"
-    config = TrainConfig(data_dir=str(real_tfrecords), model="vgg_small", epochs=4)
+    config = TrainConfig(
+        data_dir=str(real_tfrecords),
+        model="vgg_small",
+        epochs=4,
+        features_in="model",
+        precision="auto",
+    )
     result = train.train_and_evaluate(config, workdir, flags_text="--epochs=4\n")
     return workdir, result
 

@@ -4,11 +4,12 @@ The chain, and why it is in this order:
   shard files -> interleave reads -> parse -> drop records without a label for the task
   -> [cache: parsed clean signals, before anything random] -> [training: shuffle records]
   -> [evaluation with crops: sliding windows per record] -> batch
-  -> [training: crop, gain, noise] -> spectrogram -> normalization -> [training: SpecAugment]
-  -> prefetch.
+  -> [training: sub-sample delay, crop, gain, noise] -> spectrogram -> normalization
+  -> [training: SpecAugment] -> prefetch.
 For a model on the raw signal (``config.representation == "signal"``) the spectrogram and
-SpecAugment steps drop out: the crop itself, standardized, is the input. Crops, gain, noise
-and evaluation windows are the same for both, so the two kinds of model see the same data.
+SpecAugment steps drop out: the crop itself, standardized, is the input; with ``raw=True``
+(``--features_in=model``) the unnormalized crop, and the training model computes the rest
+(``training.device_features``). Crops, gain, noise and windows are the same for all.
 Parsing, augmentation and the STFT all work on whole batches: one big op is far cheaper than
 many small ones (per-record maps made this pipeline ~2x slower). Random draws are still per
 example, from one stateless seed per batch.
@@ -26,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.config import FeatureConfig
-from ecg_keras.data import features, tfrecord
+from ecg_keras.data import delay, features, tfrecord
 from ecg_keras.data import manifest as manifest_lib
 
 
@@ -160,6 +161,7 @@ def make_dataset(
     cache: bool = False,
     deterministic: bool = False,
     with_ids: bool = False,
+    raw: bool = False,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches of model inputs from the prepared TFRecords in ``data_dir``.
@@ -179,11 +181,11 @@ def make_dataset(
       cache: keep parsed signals in memory after the first epoch (small datasets).
       deterministic: keep element order fixed even with parallel reads (for tests).
       with_ids: also yield ecg_id int64 [batch].
+      raw: yield the signal in mV, unnormalized (augmented when training), not the input.
       input_context: from ``distribute_datasets_from_function``: this pipeline's share of
         the data, whole files when every pipeline gets at least one, every n-th record
-        otherwise. Sharding is done here, and tf.distribute's auto-sharding is turned off:
-        its FILE policy cannot shard the seed stream zipped in below. Every shard's sha256
-        is checked against the manifest (once per process).
+        otherwise. Sharded here, with tf.distribute's auto-sharding off: its FILE policy
+        cannot shard the seed stream zipped in below. Shards' sha256 are checked once.
 
     Returns:
       A dataset of (x, labels[, ecg_id]); labels float32 [batch, classes]. x is, for
@@ -212,7 +214,7 @@ def make_dataset(
     elif config.crop_seconds:
         length, stride = config.input_samples, config.samples(config.window_stride_seconds)
         ds = ds.map(lambda signal, *rest: (features.sliding_windows(signal, length, stride), *rest))
-    ds = _model_inputs(ds.batch(batch_size), config, training, stats, seed, deterministic)
+    ds = _model_inputs(ds.batch(batch_size), config, training, stats, seed, deterministic, raw)
     if not with_ids:
         ds = ds.map(lambda x, labels, ecg_id: (x, labels))
     options = tf.data.Options()
@@ -264,16 +266,21 @@ def _records(shards: Shards, task, training, seed, deterministic, input_context)
     )
 
 
-def _model_inputs(ds, config: FeatureConfig, training, stats, seed, deterministic):
+def _model_inputs(ds, config: FeatureConfig, training, stats, seed, deterministic, raw=False):
     """Batches of (signal, labels, ecg_id) -> (model input, labels, ecg_id): augmentation,
-    spectrogram (or the signal itself), normalization, SpecAugment."""
+    spectrogram (or the signal itself), normalization, SpecAugment; ``raw``: the signal."""
+    stats = None if raw else stats
     mean, std = (None, None) if stats is None else (tf.constant(stats[0]), tf.constant(stats[1]))
 
     def to_input(signal, labels, ecg_id, seed):
         if training:
+            if config.delay_seconds:  # its own seed: other draws stay as without delays
+                delay_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+                rate = config.sampling_rate
+                signal = delay.random_delay(signal, config.delay_seconds, rate, delay_seed)
             signal_seed, spec_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
             signal = features.augment_signal(signal, config, signal_seed)
-        if config.representation == "signal":  # [batch(, windows), samples, 12]
+        if raw or config.representation == "signal":  # [batch(, windows), samples, 12]
             if stats is not None:
                 signal = features.normalize(signal, mean, std)
             return signal, labels, ecg_id

@@ -47,11 +47,13 @@ class KeepModel(keras.callbacks.Callback):
     """Keeps ``WORKDIR/model.keras``: the epoch with the best ``val_macro_auc``
     (``select="best"``) or the latest (``"last"``, saved every epoch so that a killed run's
     model is its last completed epoch). ``best.json`` holds the best epoch and score either way;
-    ``best`` and ``best_epoch`` start from it when a killed run resumes."""
+    ``best`` and ``best_epoch`` start from it when a killed run resumes. ``saved``: a function
+    returning the model to save (default: the fitted model), e.g. the float32 network inside a
+    ``device_features.training_model``."""
 
-    def __init__(self, workdir, select: str = "best"):
+    def __init__(self, workdir, select: str = "best", saved=None):
         super().__init__()
-        self.workdir, self.select = Path(workdir), select
+        self.workdir, self.select, self.saved = Path(workdir), select, saved
         self.best, self.best_epoch = -1.0, 0
 
     def on_train_begin(self, logs=None):
@@ -66,6 +68,6 @@ class KeepModel(keras.callbacks.Callback):
             self.best, self.best_epoch = score, epoch + 1
         if improved or self.select == "last":
             with atomic.replacing(self.workdir / MODEL) as tmp:
-                self.model.save(tmp)
+                (self.saved() if self.saved else self.model).save(tmp)
         if improved:
             atomic.write_json(self.workdir / BEST, {LOG: score, "epoch": epoch + 1})

@@ -139,8 +139,13 @@ def declare(hp: kt.HyperParameters, space: SearchSpace) -> dict:
 
 
 def trial_config(base: TrainConfig, space: SearchSpace, hp, epochs: int | None = None):
-    """The TrainConfig of a trial: ``base`` with the trial's hyperparameters (and epochs)."""
+    """The TrainConfig of a trial: ``base`` with the trial's hyperparameters (and epochs).
+
+    Trials compute features in the pipeline and train in float32 whatever ``base`` says:
+    KerasTuner checkpoints and restores the network ``build`` returns, not a training model
+    around it. ``best_flags.cfg`` says so, so its retrain reproduces the trial's score."""
     values = declare(hp, space)
+    values.update(features_in="pipeline", precision="float32", mixed_precision=False)
     features = trial_features(
         base.features, values.pop("window_seconds"), values.pop("hop_seconds")
     )

@@ -9,6 +9,8 @@ through these functions, so a config means the same network and schedule everywh
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ecg_keras.config import TrainConfig
@@ -116,8 +118,8 @@ def steps_per_epoch(config: TrainConfig, manifest: dict) -> int:
 
 def compile_model(model, run, epochs=None):
     """Binary cross-entropy on logits (class-weighted if asked), AdamW with the run's schedule
-    spread over ``epochs`` (default ``run.config.epochs``), and a streaming AUC for the logs.
-    Returns ``model``, compiled."""
+    spread over ``epochs`` (default ``run.config.epochs``), a streaming AUC for the logs, and
+    XLA with ``--jit_compile`` (else Keras decides). Returns ``model``, compiled."""
     import keras
 
     config, manifest, classes = run.config, run.manifest, run.classes
@@ -130,5 +132,41 @@ def compile_model(model, run, epochs=None):
         optimizer=_optimizer(config, steps, epochs or config.epochs),
         loss=_loss(pos_weight),
         metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
+        # Keras' "auto" is XLA on GPUs, none on CPUs (measured slower here: docs/benchmarks.md).
+        jit_compile=True if config.jit_compile else "auto",
     )
     return model
+
+
+def trainer(run, strategy=None):
+    """Everything ``fit`` needs for a run, as ``train`` builds it.
+
+    Sets Keras' global dtype policy to the run's (``--precision``), then builds the network
+    under ``strategy``'s scope; with ``--features_in=model`` the datasets yield crops and the
+    model computes the spectrogram (``device_features``).
+
+    Returns:
+      (the compiled training model; what ``KeepModel`` saves, a function returning the float32
+      network, or None to save the training model itself; (train, validation) datasets).
+    """
+    import contextlib
+
+    import keras
+
+    from ecg_keras.training import device_features
+
+    config = run.config
+    keras.mixed_precision.set_global_policy(device_features.policy(config))
+    raw = device_features.computes_features(config)
+    datasets = (
+        run.split(config.train_folds, True, raw=raw),
+        run.split(config.val_folds, False, raw=raw),
+    )
+    keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        network = build_model(run)
+        model = compile_model(device_features.training_model(network, run), run)
+    saved = None
+    if model is not network or device_features.policy(config) != "float32":
+        saved = functools.partial(device_features.float32_network, network, run)
+    return model, saved, datasets
