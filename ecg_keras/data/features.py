@@ -48,6 +48,29 @@ def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int
     return 1 + (num_samples - frame_length) // frame_step, num_bins, num_channels(config)
 
 
+def channel_groups(magnitude, real, imag, config: FeatureConfig) -> list[tf.Tensor]:
+    """The spectrogram's channel groups from the STFT in mV, elementwise (any layout).
+
+    Args:
+      magnitude: float32 |z|, z = STFT / sum(window); real, imag: float32 Re z and Im z of the
+        same shape (None for ``input="magnitude"``, which does not use them).
+      config: ``log_offset``, ``input``, ``complex_scale``.
+
+    Returns:
+      [log(|z| + log_offset)], and with ``input="complex"`` also Re and Im of
+      z * log1p(|z| / complex_scale) / |z|: 1 or 3 float32 tensors shaped like ``magnitude``.
+      Shared by ``spectrogram`` and ``dft.spectrogram`` so that the two cannot drift apart.
+    """
+    groups = [tf.math.log(magnitude + config.log_offset)]
+    if config.input == "complex":
+        # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
+        # constant that way inside tf.function only, and eager and graph must agree bitwise.
+        relative = magnitude * (1.0 / config.complex_scale)
+        gain = tf.math.log1p(relative) / (magnitude + COMPLEX_EPSILON)
+        groups += [real * gain, imag * gain]
+    return groups
+
+
 def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     """Log-magnitude STFT of every lead, and with ``input="complex"`` its compressed phase.
 
@@ -79,14 +102,12 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     window_sum = tf.reduce_sum(tf.signal.hann_window(frame_length))
     # abs, real and imag before the slice: TFLite has no StridedSlice for complex tensors.
     magnitude = tf.abs(stft)[..., :num_bins] / window_sum  # [..., 12, frames, bins], mV
-    channels = [tf.math.log(magnitude + config.log_offset)]
+    real = imag = None
     if config.input == "complex":
-        # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
-        # constant that way inside tf.function only, and eager and graph must agree bitwise.
-        relative = magnitude * (1.0 / config.complex_scale)
-        gain = tf.math.log1p(relative) / (magnitude + COMPLEX_EPSILON)
-        for part in (tf.math.real(stft), tf.math.imag(stft)):
-            channels.append(part[..., :num_bins] / window_sum * gain)
+        real, imag = (
+            part[..., :num_bins] / window_sum for part in (tf.math.real(stft), tf.math.imag(stft))
+        )
+    channels = channel_groups(magnitude, real, imag, config)
     stacked = tf.concat(channels, axis=-3)  # [..., channels, frames, bins], group-major
     perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
     spec = tf.transpose(stacked, perm)  # [..., frames, bins, channels]

@@ -22,8 +22,10 @@ import keras
 import numpy as np
 
 from ecg_keras.config import FeatureConfig
-from ecg_keras.data import features
+from ecg_keras.data import dft, features
 from ecg_keras.models.blocks import NUM_LEADS
+
+STFTS = ("fft", "matmul")  # SpectrogramLayer's two ways to the same spectrogram
 
 
 def _statistic(value, name, shape):
@@ -46,13 +48,20 @@ class SpectrogramLayer(keras.layers.Layer):
         are used: channels = 12 (magnitude) or 36 (complex), ``features.num_channels``.
       mean, std: training statistics broadcastable to float32 [bins, channels]; None leaves 0
         and 1 (what ``from_config`` does before ``load_model`` restores the saved weights).
+      stft: "fft" (``features.spectrogram``: ``tf.signal.stft``, as training computes it) or
+        "matmul" (``dft.spectrogram``: the same values to ~1e-5 from a Conv2D with a fixed DFT
+        basis, which TFLite can quantize; what ``serving.make_endpoint`` exports). Saved in
+        the config; configs saved before the option existed load as "fft".
 
     Call:
       float32 [batch, samples, 12] mV -> float32 [batch, frames, bins, channels].
     """
 
-    def __init__(self, feature_config, mean=None, std=None, **kwargs):
+    def __init__(self, feature_config, mean=None, std=None, stft="fft", **kwargs):
         super().__init__(**kwargs)
+        if stft not in STFTS:
+            raise ValueError(f"stft={stft!r}: must be one of {', '.join(STFTS)}")
+        self.stft = stft
         if isinstance(feature_config, dict):
             feature_config = FeatureConfig(**feature_config)
         self.feature_config = feature_config
@@ -74,7 +83,8 @@ class SpectrogramLayer(keras.layers.Layer):
             self.std.assign(self._initial_std)
 
     def call(self, signal):
-        spec = features.spectrogram(signal, self.feature_config)  # [batch, frames, bins, ch]
+        spectrogram = dft.spectrogram if self.stft == "matmul" else features.spectrogram
+        spec = spectrogram(signal, self.feature_config)  # [batch, frames, bins, ch]
         return features.normalize(spec, self.mean.value, self.std.value)
 
     def compute_output_shape(self, input_shape):
@@ -86,6 +96,7 @@ class SpectrogramLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["feature_config"] = dataclasses.asdict(self.feature_config)
+        config["stft"] = self.stft
         return config
 
     @classmethod
@@ -133,7 +144,7 @@ class StandardizeLayer(keras.layers.Layer):
         return input_shape
 
 
-def build_raw_model(model, feature_config, mean, std, num_samples=None):
+def build_raw_model(model, feature_config, mean, std, num_samples=None, stft="fft"):
     """A model on the raw ECG, whatever the network's input (``feature_config.representation``).
 
     Args:
@@ -144,6 +155,7 @@ def build_raw_model(model, feature_config, mean, std, num_samples=None):
       mean, std: training statistics: float32 broadcastable to [bins, channels] for a
         spectrogram, scalars for a signal.
       num_samples: fixed signal length; default ``feature_config.input_samples``.
+      stft: ``SpectrogramLayer``'s "fft" or "matmul" (ignored for a model on the signal).
 
     Returns:
       keras.Model: ``ecg`` float32 [batch, num_samples, 12] (mV) -> logits float32
@@ -151,7 +163,7 @@ def build_raw_model(model, feature_config, mean, std, num_samples=None):
     """
     if feature_config.representation == "signal":
         return build_signal_raw_model(model, feature_config, mean, std, num_samples)
-    return build_spectrogram_raw_model(model, feature_config, mean, std, num_samples)
+    return build_spectrogram_raw_model(model, feature_config, mean, std, num_samples, stft)
 
 
 def build_signal_raw_model(signal_model, feature_config, mean, std, num_samples=None):
@@ -177,7 +189,9 @@ def build_signal_raw_model(signal_model, feature_config, mean, std, num_samples=
     return keras.Model(ecg, logits, name=f"{signal_model.name}_raw")
 
 
-def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, num_samples=None):
+def build_spectrogram_raw_model(
+    spectrogram_model, feature_config, mean, std, num_samples=None, stft="fft"
+):
     """Wraps a spectrogram model into a model on the raw ECG.
 
     Args:
@@ -189,6 +203,7 @@ def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, nu
         [bins, channels].
       num_samples: fixed signal length; default ``feature_config.input_samples`` (one crop,
         or 10 s when crops are off).
+      stft: "fft" or "matmul", how ``SpectrogramLayer`` computes the STFT.
 
     Returns:
       keras.Model: ``ecg`` float32 [batch, num_samples, 12] (mV) -> logits float32
@@ -207,6 +222,7 @@ def build_spectrogram_raw_model(spectrogram_model, feature_config, mean, std, nu
             f"{expected} with this feature_config"
         )
     ecg = keras.Input((num_samples, NUM_LEADS), name="ecg")  # [batch, samples, 12]
-    spec = SpectrogramLayer(feature_config, mean, std, name="stft")(ecg)  # [b, frames, bins, ch]
+    layer = SpectrogramLayer(feature_config, mean, std, stft=stft, name="stft")
+    spec = layer(ecg)  # [batch, frames, bins, channels]
     logits = spectrogram_model(spec)  # [batch, num_classes]
     return keras.Model(ecg, logits, name=f"{spectrogram_model.name}_raw")
