@@ -153,6 +153,28 @@ def test_tflite_runtime_takes_any_batch(exported):
         runtime.load(version_dir / "tflite")
 
 
+def test_int8_tflite_keeps_only_the_signal_path_and_head_in_float(exported):
+    """No float-only op (the DFT-matmul STFT replaced RFFT2D, COMPLEX_ABS, REAL, IMAG); the
+    network's convolutions are int8, the DFT's one stays float by name (lite.py)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, version_dir, _ = exported
+    interpreter = Interpreter(model_path=str(version_dir / "tflite" / "int8.tflite"))
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convs = {}  # output tensor name -> input dtype
+    ops = set()
+    for op in interpreter._get_ops_details():
+        ops.add(op["op_name"])
+        if op["op_name"] == "CONV_2D":
+            name = tensors[op["outputs"][0]]["name"]
+            convs[name] = tensors[op["inputs"][0]]["dtype"]
+    assert not ops & {"RFFT2D", "COMPLEX_ABS", "REAL", "IMAG"}
+    float_convs = [name for name, dtype in convs.items() if dtype == np.float32]
+    assert len(float_convs) == 1 and "dft_stft" in float_convs[0]
+    assert sum(dtype == np.int8 for dtype in convs.values()) == len(convs) - 1 >= 8
+
+
 def test_versions_are_never_overwritten(exported, tmp_path):
     _, version_dir, workdir = exported
     with pytest.raises(ValueError, match="exists and is never overwritten"):

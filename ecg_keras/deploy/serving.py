@@ -82,7 +82,8 @@ def make_endpoint(model, run, thresholds):
 
     config = run.config
     windows = Windows.of(config)
-    raw_model = build_raw_model(model, config.features, *run.stats, windows.length)
+    # The DFT-matmul STFT: a CONV_2D that TFLite's int8 mode can quantize (data/dft.py).
+    raw_model = build_raw_model(model, config.features, *run.stats, windows.length, "matmul")
     num_classes = raw_model.output_shape[-1]
     thresholds = tf.constant(np.asarray(thresholds, np.float32).reshape(num_classes))
     reduce = tf.reduce_max if config.aggregate == "max" else tf.reduce_mean
