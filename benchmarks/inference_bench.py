@@ -77,7 +77,9 @@ def main():
     records = export_check.load_records(run, config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
     spectrogram_model = keras.models.load_model(source["model"], compile=False)
-    endpoint, _ = serving.make_endpoint(spectrogram_model, run, meta["thresholds"])
+    endpoint, _ = serving.make_endpoint(
+        spectrogram_model, run, meta["thresholds"], meta.get("calibration")
+    )
 
     def keras_probabilities(ecg):
         return endpoint(ecg)["probabilities"].numpy()

@@ -8,8 +8,10 @@ probability for a record and class is the mean of the members' window-aggregated
 probabilities, matched by ecg_id. Members must share the task, the classes and the
 train/validation/test folds. The output dir receives what a run's evaluation writes:
 ``metrics.json`` (``evaluate.report``: F1 thresholds from validation, test macro AUC with its
-bootstrap interval, F1, Fmax; plus ``members``), ``predictions_test.csv``, ``roc_test.png``,
-and ``ensemble.json`` (each member's workdir, model, seed and own validation/test macro AUC).
+bootstrap interval, F1, Fmax, the calibration of the averaged probabilities fitted on
+validation with ECE and Brier score before and after; plus ``members``),
+``predictions_test.csv``, ``roc_test.png``, ``reliability.png`` and ``ensemble.json`` (each
+member's workdir, model, seed and own validation/test macro AUC).
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ def combine(members: list[dict], predictions: list[dict], split: str):
 def ensemble(config: EnsembleConfig) -> dict:
     """Predicts with every member, averages, writes the run files; returns metrics.json."""
     from ecg_keras import evaluate
-    from ecg_keras.analysis import plots
     from ecg_keras.training import metrics
 
     members = load_members(config.workdirs)
@@ -162,14 +163,11 @@ def ensemble(config: EnsembleConfig) -> dict:
             "test_macro_auc": result["test"]["macro_auc"],
         },
     )
-    evaluate.write_predictions(out / "predictions_test.csv", ids, test[1], classes)
-    plots.roc_curves(
-        *test,
-        classes,
-        out / "roc_test.png",
-        title=f"ensemble of {len(members)}, test folds {list(first.test_folds)}: "
-        f"macro AUC {result['test']['macro_auc']:.3f}",
+    title = (
+        f"ensemble of {len(members)}, test folds {list(first.test_folds)}: "
+        f"macro AUC {result['test']['macro_auc']:.3f}"
     )
+    evaluate.write_outputs(out, result, val, test, ids, title)
     atomic.write_json(out / evaluate.METRICS, result)
     return result
 
@@ -195,7 +193,8 @@ def main(argv):
         f"{flags.FLAGS.output_dir}: ensemble of {len(result['members'])}: validation macro AUC "
         f"{result['val']['macro_auc']:.4f}; test macro AUC {test['macro_auc']:.4f} (90% CI "
         f"{test['macro_auc_ci'][0]:.4f}-{test['macro_auc_ci'][1]:.4f}), F1 "
-        f"{test['f1_macro']:.4f}, Fmax {test['fmax']:.4f}"
+        f"{test['f1_macro']:.4f}, Fmax {test['fmax']:.4f}; test ECE {test['ece_uncalibrated']:.4f} "
+        f"-> {test['ece']:.4f} calibrated"
     )
 
 

@@ -94,7 +94,9 @@ def _write_artifacts(tmp: Path, source, config: ExportConfig, name: str, version
         calibration = export_check.load_records(
             source.run, run_config.train_folds, config.calibration_records, run_config.seed
         ).signals
-    meta = serving.metadata(run_config, source.classes, source.thresholds, source.info)
+    meta = serving.metadata(
+        run_config, source.classes, source.thresholds, source.info, source.calibration
+    )
     meta.update(name=name, version=version)
     log(f"writing the SavedModel (version {version})")
     serving.write_saved_model(tmp, source.endpoint, run_config)

@@ -7,8 +7,9 @@
 Records run in the order given: ``--record`` paths, then each ``--record_dir`` (the records
 its ``RECORDS`` file lists, else every ``*.hea`` in it, sorted), then ``--ecg_ids``. Without
 ``--output``, one JSON line per record goes to stdout: ``record``, ``probabilities`` (class ->
-probability), ``labels`` (classes at or above the exported validation thresholds), ``notes``
-(what was done to fit the record to the model) and, for ``--ecg_ids``, ``ecg_id``. With
+probability, calibrated as the export's ``metadata.json`` records), ``labels`` (classes at or
+above the exported validation thresholds), ``notes`` (what was done to fit the record to the
+model) and, for ``--ecg_ids``, ``ecg_id``. With
 ``--output``, one flat row per record (``record``, ``ecg_id``, one column per class,
 ``labels`` joined by ";", ``notes`` joined by "; ", ``error``) goes to a CSV or JSON-lines
 file, which appears only once complete. A record that cannot be read gets an ``error`` and an

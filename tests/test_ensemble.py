@@ -48,7 +48,12 @@ def test_ensemble_averages_members(members):
     result = ensemble.ensemble(ensemble.EnsembleConfig(tuple(map(str, workdirs)), str(out)))
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(result))
-    assert set(saved) == {"task", "classes", "val", "test", "thresholds", "test_folds", "members"}
+    assert set(saved) == {
+        "task", "classes", "val", "test", "thresholds", "thresholds_on", "calibration",
+        "test_folds", "members",
+    }  # fmt: skip
+    for split in ("val", "test"):  # calibrated on the averaged validation probabilities
+        assert set(saved[split]) >= {"ece", "brier", "ece_uncalibrated", "brier_uncalibrated"}
     assert saved["classes"] == ["AFIB", "SR"] and saved["members"] == list(map(str, workdirs))
     assert set(saved["test"]) >= {"macro_auc", "macro_auc_ci", "f1_macro", "fmax"}
     own = [pd.read_csv(w / "predictions_test.csv") for w in workdirs]
@@ -93,7 +98,8 @@ def test_mismatched_members_exit_1(members):
 
 def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
     from ecg_keras import export
-    from ecg_keras.deploy import export_check, export_source, runtime
+    from ecg_keras.deploy import export_check, export_source, runtime, serving
+    from ecg_keras.training import calibration
 
     root, workdirs = members
     ens = root / "ens_export"
@@ -109,11 +115,18 @@ def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
     assert [m["workdir"] for m in meta["source"]["members"]] == list(map(str, workdirs))
     thresholds = json.loads((ens / "metrics.json").read_text())["thresholds"]
     np.testing.assert_allclose(meta["thresholds"], thresholds, atol=1e-3)  # float16-exact
-    # The published model's probabilities are the mean of what each member alone would serve.
-    member = export_source.load(str(workdirs[0])).run
-    records = export_check.load_records(member, member.config.test_folds)
-    alone = [export_source.load(str(w)).endpoint(records.signals) for w in workdirs]
-    mean = (alone[0]["probabilities"].numpy() + alone[1]["probabilities"].numpy()) / 2
+    # The published model's probabilities are the mean of what each member's network alone
+    # gives (before the member's own calibration), calibrated with the ensemble's calibration.
+    params = json.loads((ens / "metrics.json").read_text())["calibration"]
+    assert meta["calibration"] == params
+    sources = [export_source.load(str(w)) for w in workdirs]
+    records = export_check.load_records(sources[0].run, sources[0].config.test_folds)
+    alone = [
+        serving.make_endpoint(s.members[0].network, s.run, s.thresholds)[0](records.signals)
+        for s in sources
+    ]
+    raw = (alone[0]["probabilities"].numpy() + alone[1]["probabilities"].numpy()) / 2
+    mean = calibration.apply(params, raw)
     for path in (saved / "1", saved / "1" / "tflite" / "float32.tflite"):
         served = runtime.load(path)(records.signals)
         np.testing.assert_allclose(served["probabilities"], mean, atol=1e-4)

@@ -24,15 +24,19 @@ TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int
 
 
 def _evaluate_predictions(workdir):
-    """ecg_id -> probabilities float32 [classes], as ``ecg_keras.evaluate`` computes them."""
+    """ecg_id -> probabilities float32 [classes], as ``ecg_keras.evaluate`` computes them,
+    calibrated with the run's metrics.json calibration, as the signature calibrates them."""
     import keras
+
+    from ecg_keras.training import calibration
 
     run = Run.load(workdir)
     model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
     ids, _, probs = evaluate.predict(
         model, run.split(run.config.test_folds, False), run.config.aggregate
     )
-    return dict(zip(ids.tolist(), probs, strict=True))
+    params = json.loads((workdir / "metrics.json").read_text())["calibration"]
+    return dict(zip(ids.tolist(), calibration.apply(params, probs), strict=True))
 
 
 def test_export_publishes_a_checked_version(exported):

@@ -99,3 +99,44 @@ def comparison(scores: dict, differences: dict, output, title: str = "") -> Path
         )
     fig.tight_layout()
     return _save(fig, output)
+
+
+def reliability_diagram(splits: dict, output, bins: int = 15) -> Path:
+    """Reliability diagram: observed frequency against mean probability per equal-width bin.
+
+    One panel per split, over all classes' probabilities (as ``calibration``'s ECE counts
+    them), the model's own probabilities and the calibrated ones, the ECE of each in the
+    legend, and the share of probabilities per bin (uncalibrated, bars) below.
+
+    Args:
+      splits: name -> (y_true 0/1 [records, classes], y_prob float [records, classes],
+        calibrated float [records, classes]).
+    """
+    from ecg_keras.training.calibration import expected_calibration_error
+
+    fig = Figure(figsize=(5 * len(splits), 5.5))
+    axes = np.atleast_1d(fig.subplots(1, len(splits)))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for ax, (name, (y_true, y_prob, calibrated)) in zip(axes, splits.items(), strict=True):
+        y = np.ravel(y_true).astype(float)
+        for probs, label, color in (
+            (y_prob, "uncalibrated", "C3"),
+            (calibrated, "calibrated", "C0"),
+        ):
+            p = np.ravel(probs).astype(float)
+            index = np.minimum((p * bins).astype(int), bins - 1)
+            count = np.bincount(index, minlength=bins)
+            seen = count > 0
+            mean_p = np.bincount(index, p, bins)[seen] / count[seen]
+            freq = np.bincount(index, y, bins)[seen] / count[seen]
+            ece = expected_calibration_error(y, p, bins)
+            ax.plot(mean_p, freq, "o-", color=color, ms=4, label=f"{label} (ECE {ece:.3f})")
+            if label == "uncalibrated":
+                ax.bar(edges[:-1], 0.25 * count / len(p), width=1 / bins, align="edge",
+                       color=color, alpha=0.15, label="share of probabilities (x0.25)")  # fmt: skip
+        ax.plot([0, 1], [0, 1], color="gray", ls=":", lw=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability",
+               ylabel="observed frequency", title=f"{name}: {y.size} probabilities")  # fmt: skip
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, output)

@@ -173,9 +173,10 @@ class RunModel:
         run_metrics = json.loads((workdir / "metrics.json").read_text())
         thresholds = serving.exported_thresholds(run_metrics["thresholds"])
         model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
-        self._endpoint = serving.make_endpoint(model, run, thresholds)[0]
+        calibration = run_metrics.get("calibration")  # as the export applies it
+        self._endpoint = serving.make_endpoint(model, run, thresholds, calibration)[0]
         self.metadata = serving.metadata(
-            config, run_metrics["classes"], thresholds, {"workdir": str(workdir)}
+            config, run_metrics["classes"], thresholds, {"workdir": str(workdir)}, calibration
         )
 
     def probabilities(self, ecg: np.ndarray, batch_size: int = 64) -> np.ndarray:

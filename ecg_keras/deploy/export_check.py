@@ -4,7 +4,8 @@ The chain of references, each link within its tolerance of absolute difference i
 probability (the largest for float artifacts; for quantized ones, the 99th percentile over
 records of each record's largest, and the largest within ``QUANTIZED_MAX``):
 
-    ecg_keras.evaluate (the training code's own predictions from TFRecords)
+    ecg_keras.evaluate (the training code's own predictions from TFRecords, calibrated with
+                        the run's metrics.json calibration, as the signature calibrates)
       -> keras (the export endpoint run eagerly on the raw ECG)       1e-4
         -> saved_model (reloaded from disk)                           1e-4
           -> tflite float32                                           1e-4

@@ -9,6 +9,12 @@ endpoint runs every member's endpoint (each with its own features, statistics an
 and averages their probabilities; its thresholds are the ensemble's own (``metrics.json``,
 chosen on the averaged validation probabilities); its reference for the export checks is the
 mean of the members' ``evaluate`` predictions, exactly what ``ensemble`` scored.
+
+The calibration in ``metrics.json`` (``training/calibration.py``, fitted on validation by
+``evaluate`` or ``ensemble``) is applied after the windows (an ensemble: after the average), in
+the signature and in the reference alike; the thresholds were chosen on calibrated
+probabilities. A ``metrics.json`` without one (written before calibration existed) exports the
+model's own probabilities and says so in ``metadata.json`` (``calibration``: null).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class Source:
 
     ``config`` is the run's (an ensemble's: its first member's): rate, windows, folds and task
     are shared by every member. ``thresholds``: float32 [classes], float16-exact. ``info``
-    goes to ``metadata.json`` as ``source``.
+    goes to ``metadata.json`` as ``source``; ``calibration``: ``calibration.fit``'s parameters,
+    or None.
     """
 
     members: tuple[Member, ...]
@@ -53,6 +60,7 @@ class Source:
     thresholds: np.ndarray
     endpoint: Callable
     info: dict
+    calibration: dict | None = None
 
     @property
     def run(self):
@@ -68,11 +76,14 @@ class Source:
         return self.members[0].model_path if len(self.members) == 1 else Path(self.info["ensemble"])
 
     def truth(self, records) -> np.ndarray:
-        """float32 [n, classes]: ``evaluate``'s probabilities, averaged over the members."""
+        """float32 [n, classes]: ``evaluate``'s probabilities, averaged over the members,
+        calibrated as ``evaluate`` (``ensemble``) calibrates them."""
         from ecg_keras.deploy.export_check import evaluate_probabilities
+        from ecg_keras.training import calibration
 
         probs = [evaluate_probabilities(m.network, m.run, records) for m in self.members]
-        return np.mean(probs, axis=0).astype(np.float32)
+        mean = np.mean(probs, axis=0).astype(np.float32)
+        return mean if self.calibration is None else calibration.apply(self.calibration, mean)
 
 
 def _run_metrics(workdir: Path) -> dict:
@@ -142,8 +153,12 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
     else:
         members = (_member(root, model_path, data_dir),)
         info.update(model=str(model_path), model_sha256=manifest.sha256_file(model_path))
-    endpoints = [serving.make_endpoint(m.network, m.run, thresholds)[0] for m in members]
-    endpoint = (
-        endpoints[0] if len(endpoints) == 1 else serving.average_endpoints(endpoints, thresholds)
-    )
-    return Source(members, run_metrics["classes"], thresholds, endpoint, info)
+    calibration = run_metrics.get("calibration")  # of the run, or of the ensemble's average
+    if len(members) == 1:
+        endpoint = serving.make_endpoint(
+            members[0].network, members[0].run, thresholds, calibration
+        )[0]
+    else:  # the members' own probabilities, averaged, then calibrated
+        endpoints = [serving.make_endpoint(m.network, m.run, thresholds)[0] for m in members]
+        endpoint = serving.average_endpoints(endpoints, thresholds, calibration)
+    return Source(members, run_metrics["classes"], thresholds, endpoint, info, calibration)

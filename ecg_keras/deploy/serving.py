@@ -26,10 +26,13 @@ from ecg_keras.config import TrainConfig
 from ecg_keras.data import features, ptbxl
 from ecg_keras.deploy.runtime import INPUT, METADATA, SIGNATURE
 from ecg_keras.training import metrics
+from ecg_keras.training.calibration import apply_tf as apply_calibration
+from ecg_keras.training.calibration import apply_tf_to_logits as calibration_of_logits
 
 __all__ = ["INPUT", "METADATA", "OUTPUTS", "SIGNATURE", "WARMUP", "make_endpoint", "metadata"]
 OUTPUTS = {
-    "probabilities": "float32 [batch, classes]: sigmoid per class, windows aggregated",
+    "probabilities": "float32 [batch, classes]: sigmoid per class, windows aggregated, "
+    "calibrated (metadata: calibration)",
     "labels": "int32 [batch, classes]: 1 where probability >= the class's threshold",
     "window_probabilities": "float32 [batch, windows, classes]: sigmoid per window",
 }
@@ -60,7 +63,7 @@ def exported_thresholds(thresholds) -> np.ndarray:
     return metrics.exact_in_float16(thresholds).astype(np.float32)
 
 
-def make_endpoint(model, run, thresholds):
+def make_endpoint(model, run, thresholds, calibration=None):
     """The serving function and the Keras model it runs.
 
     Args:
@@ -72,6 +75,8 @@ def make_endpoint(model, run, thresholds):
         statistics of its training folds, which become constants of the endpoint's model.
       thresholds: float [classes], per-class decision thresholds chosen on validation, as
         ``exported_thresholds`` gives them.
+      calibration: ``training.calibration.fit``'s parameters, applied to the aggregated
+        probabilities (``window_probabilities`` stay the network's sigmoids), or None.
 
     Returns:
       (endpoint, raw_model): ``endpoint(ecg)`` maps float32 [batch, record_samples, 12] (mV)
@@ -98,6 +103,13 @@ def make_endpoint(model, run, thresholds):
         logits = raw_model(flat, training=False)  # [batch * windows, classes]
         per_window = tf.reshape(tf.sigmoid(logits), [-1, windows.count, num_classes])
         probabilities = reduce(per_window, axis=1)  # [batch, classes]
+        if calibration is not None and config.aggregate == "max":
+            # logit(max of sigmoids) = max of logits, taken from the float logits: the int8
+            # TFLite file holds the window sigmoids in 8 bits (training/calibration.py).
+            top = tf.reduce_max(tf.reshape(logits, [-1, windows.count, num_classes]), axis=1)
+            probabilities = calibration_of_logits(calibration, top)
+        elif calibration is not None:  # fitted on aggregated probabilities, so applied after
+            probabilities = apply_calibration(calibration, probabilities)
         return {
             "probabilities": probabilities,
             "labels": tf.cast(probabilities >= thresholds, tf.int32),
@@ -107,7 +119,7 @@ def make_endpoint(model, run, thresholds):
     return endpoint, raw_model
 
 
-def average_endpoints(endpoints, thresholds):
+def average_endpoints(endpoints, thresholds, calibration=None):
     """One endpoint that runs every member endpoint on the same ECG and averages them.
 
     Args:
@@ -115,6 +127,8 @@ def average_endpoints(endpoints, thresholds):
         evaluation windows (``export_source`` checks it).
       thresholds: float32 [classes], the ensemble's own (chosen on its averaged validation
         probabilities).
+      calibration: the ensemble's (fitted on the averaged validation probabilities), applied
+        to the mean ``probabilities``, or None; the members' endpoints run uncalibrated.
 
     Returns:
       endpoint(ecg) -> the dict of ``OUTPUTS``, each the members' mean (labels from the mean).
@@ -127,6 +141,8 @@ def average_endpoints(endpoints, thresholds):
             k: tf.add_n([o[k] for o in outputs]) / len(outputs)
             for k in ("probabilities", "window_probabilities")
         }
+        if calibration is not None:
+            mean["probabilities"] = apply_calibration(calibration, mean["probabilities"])
         mean["labels"] = tf.cast(mean["probabilities"] >= thresholds, tf.int32)
         return mean
 
@@ -152,15 +168,18 @@ def write_saved_model(path, endpoint, config: TrainConfig) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def metadata(config: TrainConfig, classes, thresholds, source: dict) -> dict:
-    """What a client needs besides the graph: classes, rate, lead order, thresholds."""
+def metadata(config: TrainConfig, classes, thresholds, source: dict, calibration=None) -> dict:
+    """What a client needs besides the graph: classes, rate, lead order, thresholds, and the
+    calibration the signature applies (None: the network's own probabilities)."""
     windows = Windows.of(config)
     f = config.features
     return {
         "task": config.task,
         "classes": list(classes),
         "thresholds": [float(t) for t in thresholds],
-        "thresholds_from": f"best F1 per class on validation folds {list(config.val_folds)}",
+        "thresholds_from": f"best F1 per class on validation folds {list(config.val_folds)}"
+        + (", calibrated probabilities" if calibration is not None else ""),
+        "calibration": calibration,
         "sampling_rate": f.sampling_rate,
         "record_seconds": ptbxl.RECORD_SECONDS,
         "input_samples": windows.record_samples,
