@@ -1,0 +1,228 @@
+"""A model to explain, as one differentiable function of the raw ECG, from a run or export.
+
+    model = explainable.load("runs/NAME")  # or saved_models/NAME/VERSION
+    logits = record_logits(model, ecg)  # float32 [n, 1000, 12] mV -> [n, classes]
+    p = model.probabilities(ecg)  # as predict reports them; model.thresholds apply
+    random_model = randomized(model)  # every network weight re-drawn (sanity check)
+
+A training workdir gives the Keras network (spectrogram or standardized signal -> logits)
+wrapped by ``models.build_raw_model`` with the run's statistics; an export (SavedModel
+version folder) gives its signature, whose ``window_probabilities`` are turned back into
+logits. Either way the record's score is computed as ``evaluate`` computes it: windows cut
+from the 10 s record, logits per window, max (or mean) over windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ecg_keras.data import features, ptbxl
+from ecg_keras.data.ptbxl import NUM_LEADS
+
+
+@dataclasses.dataclass(frozen=True)
+class Explainable:
+    """A model to explain, from a training workdir or an export.
+
+    ``window_logits``: float32 [n, window_samples, 12] mV -> logits [n, classes]
+    (differentiable). ``windows``: ``Windows``. ``thresholds``: float32 [classes].
+    ``feature_config``: the run's FeatureConfig. ``network``: the Keras network (spectrogram
+    or standardized signal -> logits), None for an export; ``input_layer``: the raw model's
+    ``SpectrogramLayer`` / ``StandardizeLayer`` (None for an export). ``metadata``: what
+    ``predict.fit_to_model`` needs (``sampling_rate``, ``input_samples``). ``aggregate``:
+    how windows make the record's score ("max" or "mean", the run's ``--aggregate``).
+    ``calibration``: the run's or export's calibration parameters (``metrics.json`` /
+    ``metadata.json``), applied after the aggregation; None when it has none.
+    """
+
+    window_logits: Callable
+    windows: object
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+    feature_config: object
+    metadata: dict
+    network: object = None
+    input_layer: object = None
+    aggregate: str = "max"
+    calibration: dict | None = None
+
+    def probabilities(self, ecg: np.ndarray) -> np.ndarray:
+        """float32 [n, record_samples, 12] -> float64 [n, classes]: the record's probabilities
+        as ``predict`` reports them (calibrated when the run or export is), which the
+        thresholds apply to."""
+        p = tf.sigmoid(record_logits(self, tf.constant(ecg, tf.float32))).numpy()
+        if self.calibration:
+            from ecg_keras.training import calibration
+
+            p = calibration.apply(self.calibration, p)
+        return np.asarray(p, np.float64)
+
+    @property
+    def is_spectrogram(self) -> bool:
+        return self.feature_config.representation != "signal"
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """The input transform in float32 whatever the process's global Keras dtype policy (a
+    ``--mixed_precision`` training earlier in the process leaves mixed_bfloat16 set)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """How a record is cut, as ``deploy.serving.Windows`` (not imported: the explanation
+    must not depend on the export's code): ``count`` windows of ``length`` samples at
+    ``stride`` in a record of ``record_samples``."""
+
+    record_samples: int
+    length: int
+    stride: int
+    count: int
+
+    @classmethod
+    def of(cls, config) -> Windows:
+        f = config.features
+        record = f.samples(ptbxl.RECORD_SECONDS)
+        stride = f.samples(f.window_stride_seconds) if f.crop_seconds else record
+        return cls(record, f.input_samples, stride, 1 + (record - f.input_samples) // stride)
+
+
+def from_network(network, run, thresholds, source: dict) -> Explainable:
+    """An ``Explainable`` of a Keras ``network`` (features -> logits) with ``run``'s stats."""
+    from ecg_keras.models import build_raw_model
+
+    windows = Windows.of(run.config)
+    with _float32_policy():
+        raw = build_raw_model(network, run.config.features, *run.stats, windows.length)
+    metadata = {
+        "sampling_rate": run.config.features.sampling_rate,
+        "input_samples": windows.record_samples,
+        "source": source,
+    }
+    return Explainable(
+        lambda x: raw(x, training=False), windows, tuple(run.classes),
+        np.asarray(thresholds, np.float32), run.config.features, metadata, network, raw.layers[1],
+        run.config.aggregate,
+    )  # fmt: skip
+
+
+def randomized(model: Explainable, seed: int = 0) -> Explainable:
+    """``model`` with every weight of its network re-drawn from the layers' initializers
+    (Adebayo et al. 2018's model randomization, all layers at once); same input transform."""
+    import keras
+
+    if model.network is None:
+        raise ValueError("an export cannot be randomized; pass its training workdir")
+    keras.utils.set_random_seed(seed)
+    network = keras.models.clone_model(model.network)  # fresh initializers, BN stats 0 / 1
+    layer = model.input_layer
+
+    def window_logits(x):
+        return network(layer(x), training=False)
+
+    return dataclasses.replace(model, window_logits=window_logits, network=network)
+
+
+def _load_export(path: Path) -> Explainable:
+    """A SavedModel version folder: logits from its ``window_probabilities``, clipped."""
+    import json
+
+    from ecg_keras.config import FeatureConfig
+    from ecg_keras.deploy import runtime
+
+    meta = json.loads(runtime.metadata_path(path).read_text())
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures[runtime.SIGNATURE]
+    w = meta["windows"]
+    rate = meta["sampling_rate"]
+    length, stride = round(w["seconds"] * rate), round(w["stride_seconds"] * rate)
+    windows = Windows(meta["input_samples"], length, stride, w["count"])
+
+    def window_logits(x, _keep=loaded):  # the signature's variables live as long as loaded
+        # The endpoint takes whole records: the window repeated to the record's length makes
+        # its first window exactly x (the stride divides neither; only window 0 is read).
+        reps = -(-windows.record_samples // length)
+        record = tf.tile(x, [1, reps, 1])[:, : windows.record_samples]
+        p = signature(**{runtime.INPUT: record})["window_probabilities"][:, 0]
+        p = tf.clip_by_value(p, 1e-7, 1 - 1e-7)  # float32 sigmoids saturate at 1
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    return Explainable(
+        window_logits, windows, tuple(meta["classes"]), np.asarray(meta["thresholds"], np.float32),
+        FeatureConfig(**meta["features"]), meta, aggregate=w["aggregate"],
+        calibration=meta.get("calibration"),
+    )  # fmt: skip
+
+
+def _load_workdir(workdir: Path) -> Explainable:
+    """A training workdir: its network, run statistics and validation thresholds."""
+    import json
+
+    import keras
+
+    from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
+    from ecg_keras.training.run import Run
+
+    metrics_path = workdir / "metrics.json"
+    run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if "thresholds" not in run_metrics:
+        raise FileNotFoundError(
+            f"{metrics_path} has no thresholds: run `python -m ecg_keras.evaluate "
+            f"--workdir={workdir}` first"
+        )
+    run = Run.load(workdir)
+    network = keras.models.load_model(workdir / recipe.MODEL, compile=False)
+    thresholds = np.asarray(run_metrics["thresholds"], np.float32)
+    model = from_network(network, run, thresholds, {"workdir": str(workdir)})
+    return dataclasses.replace(model, calibration=run_metrics.get("calibration"))
+
+
+def load(path) -> Explainable:
+    """A training workdir (``model.keras`` + ``run.json`` + ``metrics.json``) or an export
+    version folder (``saved_model.pb`` + ``assets.extra/metadata.json``).
+
+    Raises:
+      FileNotFoundError / ValueError naming ``path``.
+    """
+    from ecg_keras.training import recipe
+
+    path = Path(path)
+    if (path / recipe.RUN).is_file():
+        return _load_workdir(path)
+    if (path / "saved_model.pb").is_file():
+        return _load_export(path)
+    raise FileNotFoundError(
+        f"--model={path}: neither a training workdir (run.json) nor an export folder "
+        "(saved_model.pb)"
+    )
+
+
+def record_logits(model: Explainable, ecg: tf.Tensor) -> tf.Tensor:
+    """float32 [n, record_samples, 12] -> [n, classes]: the record's logit, the max over
+    windows of the logits (``aggregate="mean"``: the logit of the windows' mean sigmoid)."""
+    windows = model.windows
+    if windows.count > 1:
+        cut = features.sliding_windows(ecg, windows.length, windows.stride)  # [n, w, len, 12]
+    else:
+        cut = ecg[:, tf.newaxis]
+    flat = tf.reshape(cut, [-1, windows.length, NUM_LEADS])
+    logits = model.window_logits(flat)
+    per_window = tf.reshape(logits, [-1, windows.count, logits.shape[-1]])
+    if model.aggregate == "max":
+        return tf.reduce_max(per_window, axis=1)
+    p = tf.clip_by_value(tf.reduce_mean(tf.sigmoid(per_window), axis=1), 1e-7, 1 - 1e-7)
+    return tf.math.log(p) - tf.math.log1p(-p)
