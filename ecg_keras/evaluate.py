@@ -25,7 +25,10 @@ from ecg_keras.training import calibration, metrics
 
 METRICS = "metrics.json"
 # What training records about itself in metrics.json; evaluate_run keeps them.
-TRAINING_KEYS = ("epochs_trained", "train_seconds", "resumed_at_epoch", "select", "selected_epoch")
+TRAINING_KEYS = (
+    "epochs_trained", "train_seconds", "resumed_at_epoch", "select", "selected_epoch",
+    "precision", "features_in",
+)  # fmt: skip
 
 
 def predict(model, ds, aggregate: str = "max") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

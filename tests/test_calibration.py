@@ -94,11 +94,12 @@ def test_evaluate_records_calibration(trained_run):
     # reproduces the calibrated ECE.
     frame = pd.read_csv(workdir / "predictions_test.csv")
     p, y = frame[saved["classes"]].to_numpy(), _test_records(workdir, frame).labels
-    assert test["ece_uncalibrated"] == pytest.approx(
-        calibration.expected_calibration_error(y, p), abs=1e-4
-    )
+    # The CSV rounds probabilities, which can move one of the 1,260 across a bin edge: each
+    # move changes the ECE by at most 2/1260, so allow a few.
+    ece = calibration.expected_calibration_error
+    assert test["ece_uncalibrated"] == pytest.approx(ece(y, p), abs=5e-3)
     q = calibration.apply(saved["calibration"], p)
-    assert test["ece"] == pytest.approx(calibration.expected_calibration_error(y, q), abs=1e-4)
+    assert test["ece"] == pytest.approx(ece(y, q), abs=5e-3)
     np.testing.assert_allclose(metrics.per_class_auc(y, q), test["per_class_auc"], atol=1e-9)
     assert (workdir / "reliability.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -141,8 +141,8 @@ def compile_model(model, run, epochs=None):
 def trainer(run, strategy=None):
     """Everything ``fit`` needs for a run, as ``train`` builds it.
 
-    Sets Keras' global dtype policy to the run's (``--precision``), then builds the network
-    under ``strategy``'s scope; with ``--features_in=model`` the datasets yield crops and the
+    Builds the network under the run's dtype policy (``--precision``) and ``strategy``'s
+    scope; with ``--features_in=model`` the datasets yield crops and the
     model computes the spectrogram (``device_features``).
 
     Returns:
@@ -156,16 +156,22 @@ def trainer(run, strategy=None):
     from ecg_keras.training import device_features
 
     config = run.config
-    keras.mixed_precision.set_global_policy(device_features.policy(config))
     raw = device_features.computes_features(config)
     datasets = (
         run.split(config.train_folds, True, raw=raw),
         run.split(config.val_folds, False, raw=raw),
     )
     keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        network = build_model(run)
-        model = compile_model(device_features.training_model(network, run), run)
+    # Layers take the global policy when built; restored after, so that models built later
+    # in this process (evaluation, export) are float32.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(device_features.policy(config))
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            network = build_model(run)
+            model = compile_model(device_features.training_model(network, run), run)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     saved = None
     if model is not network or device_features.policy(config) != "float32":
         saved = functools.partial(device_features.float32_network, network, run)
