@@ -81,13 +81,15 @@ class FeatureConfig:
     # 1 uV floor) by many training standard deviations after normalization.
     noise_std: float = 0.0
     # Largest random delay (seconds, drawn uniformly from +-this per record, any fraction of a
-    # sample) applied to each training record before cropping. Why: the phase channels of
-    # ``input="complex"`` see timing that the magnitude cannot. PhysioNet's 100 Hz files lag
-    # ``resample_poly`` of the 500 Hz originals by 1.2 ms (cross-spectrum phase of 60 pairs,
-    # 1.18-1.30 ms from 10 to 45 Hz), which moves the real and imaginary channels by 0.02 (3 Hz)
-    # to 0.21 (39 Hz) training SDs on average while the magnitude moves by <= 0.017; without
-    # this, the complex model's answers for the two files of one recording differed by up to
-    # 0.16 (95th percentile 0.035). Whole-sample shifts are already covered by random crops.
+    # sample) applied to each training record before cropping (``data/delay.py``). Why it was
+    # tried: PhysioNet's 100 Hz files lag ``resample_poly`` of the 500 Hz originals by 1.2 ms
+    # (cross-spectrum phase of 60 pairs, 1.18-1.30 ms from 10 to 45 Hz), which moves the
+    # ``input="complex"`` phase channels by 0.02 (3 Hz) to 0.21 (39 Hz) training SDs while the
+    # magnitude moves <= 0.017; aligning the two files by that lag cuts the complex model's
+    # per-record 95th percentile |dp| from 0.025 to 0.0023. Why it is off: trained with +-5 ms
+    # (every sub-sample offset), the model stayed as sensitive to a 0.12-sample shift (95th
+    # percentile 0.024 both ways) and to the two files (0.026-0.028 vs 0.025-0.027), with the
+    # same validation AUC (docs/results.md).
     delay_seconds: float = 0.0
     time_masks: int = 2  # SpecAugment masks on the normalized spectrogram
     time_mask_seconds: float = 0.4  # widest time mask

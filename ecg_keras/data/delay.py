@@ -6,6 +6,8 @@ can also differ by a fraction of a sample: measured on PTB-XL, PhysioNet's 100 H
 ``delay_seconds``). The magnitude spectrogram barely notices; its phase channels
 (``input="complex"``) do. ``random_delay`` shifts each record by its own random time, by a
 linear phase ramp in the frequency domain (band-limited interpolation, exact for any delay).
+Measured to leave the complex model's sensitivity to such shifts unchanged, so it is off by
+default (``--delay_seconds``; ``config.py`` has the figures).
 
     delayed = random_delay(signal, 0.005, 100, seed)  # [batch, 1000, 12] -> same shape
 """
