@@ -10,7 +10,8 @@ flags given here] --seed=N --workdir=OUTPUT_DIR/A/seedN``: it is that command, r
 child process, one run at a time. A run whose ``flags.cfg`` is that command's and whose
 ``metrics.json`` holds test results is reused; a killed one resumes (``train``'s ``backup/``).
 Then ``summary.md``, ``summary.csv`` (one row per config), ``pairs.csv`` (one row per pair
-of configs), ``runs.csv`` (one row per run) and ``comparison.png`` (see ``compare_summary``).
+of configs), ``runs.csv`` (one row per run), ``comparison.png`` (see ``compare_summary``) and
+``report.html`` (``analysis/report.py``).
 """
 
 from __future__ import annotations
@@ -228,6 +229,9 @@ def compare(options: CompareOptions) -> dict:
     trained = train_runs(runs, options.overwrite)
     summary = compare_summary.summarize(runs)
     compare_summary.write(summary, runs, options)
+    from ecg_keras.analysis import report
+
+    report.write(options.output_dir)
     return {"trained": trained, "runs": runs, "summary": summary}
 
 

@@ -10,8 +10,8 @@ train/validation/test folds. The output dir receives what a run's evaluation wri
 ``metrics.json`` (``evaluate.report``: F1 thresholds from validation, test macro AUC with its
 bootstrap interval, F1, Fmax, the calibration of the averaged probabilities fitted on
 validation with ECE and Brier score before and after; plus ``members``),
-``predictions_test.csv``, ``roc_test.png``, ``reliability.png`` and ``ensemble.json`` (each
-member's workdir, model, seed and own validation/test macro AUC).
+``predictions_test.csv``, ``roc_test.png``, ``reliability.png``, ``ensemble.json`` (each
+member's workdir, model, seed and own validation/test macro AUC) and ``report.html``.
 """
 
 from __future__ import annotations
@@ -169,6 +169,9 @@ def ensemble(config: EnsembleConfig) -> dict:
     )
     evaluate.write_outputs(out, result, val, test, ids, title)
     atomic.write_json(out / evaluate.METRICS, result)
+    from ecg_keras.analysis import report
+
+    report.write(out)
     return result
 
 

@@ -8,8 +8,9 @@ at a 1.25 s stride, as in the PTB-XL benchmark; with ``--windows=0`` the model s
 10 s record. Thresholds for F1 are chosen on the validation folds and applied to the test
 folds. Probabilities are calibrated per class on the validation folds (Platt scaling,
 ``training/calibration.py``): metrics.json records the parameters (``calibration``) and, per
-split, ECE and Brier score before and after; ``reliability.png`` draws both. The library
-functions are what ``train`` calls after training.
+split, ECE and Brier score before and after; ``reliability.png`` draws both. ``report.html``
+(``analysis/report.py``) is rewritten from them last. The library functions are what
+``train`` calls after training.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def write_predictions(path, ids, probs, classes) -> None:
 
 
 def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=None) -> dict:
-    """Recomputes metrics.json, predictions and ROC plots of a run from its kept model.
+    """Recomputes metrics.json, predictions, ROC plots and report.html of a run from its kept
+    model.
 
     Args:
       workdir: a training workdir (``model.keras``, ``run.json``).
@@ -176,6 +178,9 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
         old = json.loads(previous.read_text())
         result.update({k: old[k] for k in TRAINING_KEYS if k in old})
     atomic.write_json(previous, result)
+    from ecg_keras.analysis import report as report_html  # its own name: report() is here
+
+    report_html.write(workdir, data_dir=data_dir and str(data_dir))  # last: reads metrics.json
     return result
 
 

@@ -7,8 +7,9 @@ The workdir receives ``flags.cfg`` (``--flagfile=WORKDIR/flags.cfg`` reruns it),
 (the resolved config and the normalization statistics), ``model.keras`` (the epoch with the
 best validation macro AUC, or with ``--select=last`` the last epoch), ``best.json`` (the best
 epoch and its score either way), ``history.csv``, TensorBoard logs in ``logs/``, ``metrics.json``,
-``predictions_test.csv``, ``training_curves.png`` and ``roc_test.png``. A killed run continues
-from its last completed epoch when the same command is run again (``backup/``).
+``predictions_test.csv``, ``training_curves.png``, ``roc_test.png`` and ``report.html`` (written by
+``evaluate``). A killed run continues from its last completed epoch when the same command is run
+again (``backup/``).
 """
 
 from __future__ import annotations

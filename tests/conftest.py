@@ -12,6 +12,10 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every training and evaluation writes report.html; its explanations (seconds each) are left
+# out of the runs the suite trains, child processes included, and tested on their own
+# (test_report.py asks for them explicitly).
+os.environ.setdefault("ECG_KERAS_REPORT_EXPLAIN_CLASSES", "0")
 
 from ecg_keras.data import ptbxl  # noqa: E402
 

@@ -8,6 +8,7 @@ import pytest
 
 from ecg_keras import compare, prepare
 from ecg_keras.training import metrics
+from tests.report_check import parse_report
 
 from conftest import CODE_SETS, make_tiny_ptbxl, run_cli
 
@@ -120,6 +121,11 @@ def test_compare_trains_summarizes_and_reuses(flagfiles):
     assert len(pd.read_csv(out / "runs.csv")) == 4
     assert "| drop1 | drop5k5 |" in (out / "summary.md").read_text()
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    page = parse_report(out / "report.html")  # summary.md's tables and figure, per-run table
+    assert len(page.sections["metrics"]["images"]) == 1
+    assert {"drop1", "drop5k5"} <= set(page.sections["metrics"]["cells"])
+    assert page.sections["runs"]["cells"].count("drop5k5") == 2  # one row per seed
+    assert "--dropout=0.1" in page.sections["config"]["text"]
 
     # The same command again trains nothing: every run is reused, its model untouched.
     stamps = {key: (w / "model.keras").stat().st_mtime_ns for key, w in runs.items()}

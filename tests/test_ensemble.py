@@ -12,6 +12,7 @@ import pytest
 
 from ecg_keras import ensemble, prepare, train
 from ecg_keras.config import TrainConfig
+from tests.report_check import parse_report
 
 from conftest import make_tiny_ptbxl
 
@@ -69,6 +70,11 @@ def test_ensemble_averages_members(members):
         for split in ("val", "test"):
             assert member[f"{split}_macro_auc"] == pytest.approx(metrics[split]["macro_auc"])
     assert (out / "roc_test.png").read_bytes()[:4] == b"\x89PNG"
+    page = parse_report(out / "report.html")  # self-contained, every image an embedded PNG
+    assert {"config", "data", "metrics", "curves", "reliability", "confusion"} <= set(page.sections)
+    assert f"{saved['test']['macro_auc']:.4f}" in page.sections["metrics"]["cells"]
+    assert {str(w) for w in workdirs} <= set(page.sections["config"]["cells"])
+    assert [len(page.sections[s]["images"]) for s in ("curves", "reliability")] == [1, 1]
 
 
 def test_mismatched_members_exit_1(members):
