@@ -48,33 +48,21 @@ def timings(call, inputs, runs, warmup=10):
     return np.array(out)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--export_dir", default="saved_models/vgg_superdiagnostic/1")
-    parser.add_argument("--data_dir", default=None, help="prepared TFRecords (default: run's)")
-    parser.add_argument("--latency_runs", type=int, default=200)
-    parser.add_argument("--throughput_batches", type=int, default=5)
-    args = parser.parse_args()
-
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)  # before any TF work
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
+def load_artifacts(export_dir: Path, data_dir):
+    """(test records, [(name, probabilities function, size in bytes)], metadata): the
+    run's Keras endpoint first, then every artifact of the export, each on one thread."""
     import keras
 
     from ecg_keras import export
     from ecg_keras.deploy import export_check, runtime, serving
-    from ecg_keras.training import losses, metrics
+    from ecg_keras.training import losses
     from ecg_keras.training.run import Run
 
     del losses  # imported to register the loss that model.keras may name
-    export_dir = Path(args.export_dir)
     report = json.loads((export_dir / export.EXPORT_JSON).read_text())
     source = report["source"]
-    run = Run.load(source["workdir"], args.data_dir)
-    config = run.config
-    records = export_check.load_records(run, config.test_folds)
+    run = Run.load(source["workdir"], data_dir)
+    records = export_check.load_records(run, run.config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
     spectrogram_model = keras.models.load_model(source["model"], compile=False)
     endpoint, _ = serving.make_endpoint(
@@ -88,6 +76,12 @@ def main():
     for artifact in report["artifacts"][1:]:
         predictor = runtime.load(export_dir / artifact["path"], num_threads=1)
         artifacts.append((artifact["name"], predictor.probabilities, predictor.size_bytes))
+    return records, artifacts, meta
+
+
+def measure(records, artifacts, args) -> list[dict]:
+    """Batch-1 latency, batch-64 throughput, size and test macro AUC of each artifact."""
+    from ecg_keras.training import metrics
 
     single = [records.signals[i : i + 1] for i in range(len(records.signals))]
     batches = [records.signals[i : i + 64] for i in range(0, len(records.signals) - 63, 64)]
@@ -109,6 +103,25 @@ def main():
                 "test_macro_auc": round(metrics.macro_auc(records.labels, probs), 4),
             }
         )
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export_dir", default="saved_models/vgg_superdiagnostic/1")
+    parser.add_argument("--data_dir", default=None, help="prepared TFRecords (default: run's)")
+    parser.add_argument("--latency_runs", type=int, default=200)
+    parser.add_argument("--throughput_batches", type=int, default=5)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # before any TF work
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    export_dir = Path(args.export_dir)
+    records, artifacts, meta = load_artifacts(export_dir, args.data_dir)
+    rows = measure(records, artifacts, args)
     base = next(r for r in rows if r["name"] == "saved_model")
     ratios = {
         r["name"]: {

@@ -131,6 +131,27 @@ def stall(model, ds, steps: int, rounds: int) -> dict:
     }
 
 
+def epochs_per_s(args, config, stats, cache: bool):
+    """Training batches of folds 1-8 through ``make_dataset``, 4 epochs: (ecg_ids of the first
+    epoch, ECGs/s of the other three (the first includes tracing), the input shape)."""
+    from ecg_keras.data import input_pipeline
+
+    ds = input_pipeline.make_dataset(
+        args.data_dir, range(1, 9), "superdiagnostic", config, training=True,
+        batch_size=args.batch_size, stats=stats, with_ids=True, cache=cache,
+    )  # fmt: skip
+    ids, rates = [], []
+    for epoch in range(4):
+        start, n = time.perf_counter(), 0
+        for spec, _, ecg_id in ds:
+            n += spec.shape[0]
+            if epoch == 0:
+                ids.extend(ecg_id.numpy().tolist())
+        if epoch:
+            rates.append(n / (time.perf_counter() - start))
+    return ids, rates, list(spec.shape[1:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default="tfrecords/ptbxl100")
@@ -150,34 +171,8 @@ def main():
     config, folds = FeatureConfig(), range(1, 9)
     stats = input_pipeline.feature_stats(args.data_dir, folds, config)
 
-    def dataset(cache, with_ids=False):
-        return input_pipeline.make_dataset(
-            args.data_dir,
-            folds,
-            "superdiagnostic",
-            config,
-            training=True,
-            batch_size=args.batch_size,
-            stats=stats,
-            with_ids=with_ids,
-            cache=cache,
-        )
-
-    def epochs_per_s(cache):
-        ids, rates = [], []
-        ds = dataset(cache, with_ids=True)
-        for epoch in range(4):  # the first epoch includes tracing; keep the best of the rest
-            start, n = time.perf_counter(), 0
-            for spec, _, ecg_id in ds:
-                n += spec.shape[0]
-                if epoch == 0:
-                    ids.extend(ecg_id.numpy().tolist())
-            if epoch:
-                rates.append(n / (time.perf_counter() - start))
-        return ids, rates, list(spec.shape[1:])
-
-    ids, rates, shape = epochs_per_s(cache=True)
-    _, rates_no_cache, _ = epochs_per_s(cache=False)
+    ids, rates, shape = epochs_per_s(args, config, stats, cache=True)
+    _, rates_no_cache, _ = epochs_per_s(args, config, stats, cache=False)
     ours = max(rates)
     base = baseline(args.ptbxl_dir, ids, config, stats[0], stats[1], args.batch_size)
     stalls = {
