@@ -14,7 +14,6 @@ from the 10 s record, logits per window, max (or mean) over windows.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras.data import features, ptbxl
+from ecg_keras.data import features
 from ecg_keras.data.ptbxl import NUM_LEADS
+from ecg_keras.deploy.serving import Windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,46 +68,12 @@ class Explainable:
         return self.feature_config.representation != "signal"
 
 
-@contextlib.contextmanager
-def _float32_policy():
-    """The input transform in float32 whatever the process's global Keras dtype policy (a
-    ``--mixed_precision`` training earlier in the process leaves mixed_bfloat16 set)."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-@dataclasses.dataclass(frozen=True)
-class Windows:
-    """How a record is cut, as ``deploy.serving.Windows`` (not imported: the explanation
-    must not depend on the export's code): ``count`` windows of ``length`` samples at
-    ``stride`` in a record of ``record_samples``."""
-
-    record_samples: int
-    length: int
-    stride: int
-    count: int
-
-    @classmethod
-    def of(cls, config) -> Windows:
-        f = config.features
-        record = f.samples(ptbxl.RECORD_SECONDS)
-        stride = f.samples(f.window_stride_seconds) if f.crop_seconds else record
-        return cls(record, f.input_samples, stride, 1 + (record - f.input_samples) // stride)
-
-
 def from_network(network, run, thresholds, source: dict) -> Explainable:
     """An ``Explainable`` of a Keras ``network`` (features -> logits) with ``run``'s stats."""
     from ecg_keras.models import build_raw_model
 
     windows = Windows.of(run.config)
-    with _float32_policy():
-        raw = build_raw_model(network, run.config.features, *run.stats, windows.length)
+    raw = build_raw_model(network, run.config.features, *run.stats, windows.length)
     metadata = {
         "sampling_rate": run.config.features.sampling_rate,
         "input_samples": windows.record_samples,
@@ -170,20 +136,13 @@ def _load_export(path: Path) -> Explainable:
 
 def _load_workdir(workdir: Path) -> Explainable:
     """A training workdir: its network, run statistics and validation thresholds."""
-    import json
-
     import keras
 
+    from ecg_keras.deploy.export_source import run_metrics as load_run_metrics
     from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
     from ecg_keras.training.run import Run
 
-    metrics_path = workdir / "metrics.json"
-    run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    if "thresholds" not in run_metrics:
-        raise FileNotFoundError(
-            f"{metrics_path} has no thresholds: run `python -m ecg_keras.evaluate "
-            f"--workdir={workdir}` first"
-        )
+    run_metrics = load_run_metrics(workdir)
     run = Run.load(workdir)
     network = keras.models.load_model(workdir / recipe.MODEL, compile=False)
     thresholds = np.asarray(run_metrics["thresholds"], np.float32)

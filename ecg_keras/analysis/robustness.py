@@ -159,18 +159,17 @@ class RunModel:
     ``runtime.Predictor``: ``metadata`` and ``probabilities(ecg)``."""
 
     def __init__(self, workdir):
-        import json
-
         import keras
 
         from ecg_keras.deploy import serving
+        from ecg_keras.deploy.export_source import run_metrics as load_run_metrics
         from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
         from ecg_keras.training.run import Run
 
         workdir = Path(workdir)
         run = Run.load(workdir)
         config = run.config
-        run_metrics = json.loads((workdir / "metrics.json").read_text())
+        run_metrics = load_run_metrics(workdir)
         thresholds = serving.exported_thresholds(run_metrics["thresholds"])
         model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
         calibration = run_metrics.get("calibration")  # as the export applies it

@@ -86,15 +86,16 @@ class Source:
         return mean if self.calibration is None else calibration.apply(self.calibration, mean)
 
 
-def _run_metrics(workdir: Path) -> dict:
+def run_metrics(workdir: Path) -> dict:
+    """A run's (or ensemble's) metrics.json, which must hold its thresholds."""
     path = workdir / "metrics.json"
-    run_metrics = json.loads(path.read_text()) if path.is_file() else {}
-    if "thresholds" not in run_metrics:
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if "thresholds" not in saved:
         raise FileNotFoundError(
             f"{path} has no thresholds: run `python -m ecg_keras.evaluate --workdir={workdir}` "
             "(or `ecg_keras.ensemble` for an ensemble) first"
         )
-    return run_metrics
+    return saved
 
 
 def _member(workdir: Path, model_path: Path, data_dir: str | None) -> Member:
@@ -135,9 +136,9 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
 
     model_path = Path(model) if model else Path(workdir) / recipe.MODEL
     root = Path(workdir) if workdir else model_path.parent
-    run_metrics = _run_metrics(root)
-    thresholds = serving.exported_thresholds(run_metrics["thresholds"])
-    info = {"workdir": str(root), "test_macro_auc": run_metrics.get("test", {}).get("macro_auc")}
+    saved = run_metrics(root)
+    thresholds = serving.exported_thresholds(saved["thresholds"])
+    info = {"workdir": str(root), "test_macro_auc": saved.get("test", {}).get("macro_auc")}
     if (root / ENSEMBLE).is_file() and not model:
         workdirs = [
             Path(m["workdir"]) for m in json.loads((root / ENSEMBLE).read_text())["members"]
@@ -153,7 +154,7 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
     else:
         members = (_member(root, model_path, data_dir),)
         info.update(model=str(model_path), model_sha256=manifest.sha256_file(model_path))
-    calibration = run_metrics.get("calibration")  # of the run, or of the ensemble's average
+    calibration = saved.get("calibration")  # of the run, or of the ensemble's average
     if len(members) == 1:
         endpoint = serving.make_endpoint(
             members[0].network, members[0].run, thresholds, calibration
@@ -161,4 +162,4 @@ def load(workdir: str | None, model: str | None = None, data_dir: str | None = N
     else:  # the members' own probabilities, averaged, then calibrated
         endpoints = [serving.make_endpoint(m.network, m.run, thresholds)[0] for m in members]
         endpoint = serving.average_endpoints(endpoints, thresholds, calibration)
-    return Source(members, run_metrics["classes"], thresholds, endpoint, info, calibration)
+    return Source(members, saved["classes"], thresholds, endpoint, info, calibration)

@@ -15,6 +15,7 @@ saves ``network``, so evaluation and export are the same whichever path trained 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 import tensorflow as tf
@@ -83,6 +84,7 @@ def training_model(network, run):
     return keras.Model(ecg, network(spec), name=f"{network.name}_trainer")
 
 
+@functools.cache
 def _cpu_has_bfloat16() -> bool:
     """Whether /proc/cpuinfo lists AVX512_BF16 or AMX-BF16 (oneDNN's fast bfloat16 paths;
     elsewhere TF emulates bfloat16 and a mixed_bfloat16 step is slower than float32)."""
@@ -122,3 +124,19 @@ def float32_network(network, run):
         keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(network.get_weights())  # mixed policies keep float32 variables
     return copy
+
+
+def float32_saver(network, run):
+    """What ``KeepModel`` saves for a network trained in a mixed policy or inside a training
+    model: a function returning ``float32_network``, built on its first call and afterwards
+    only given the network's current weights (a save per improved epoch need not rebuild)."""
+    kept = []
+
+    def saved():
+        if not kept:
+            kept.append(float32_network(network, run))
+        elif kept[0] is not network:
+            kept[0].set_weights(network.get_weights())
+        return kept[0]
+
+    return saved

@@ -9,8 +9,6 @@ through these functions, so a config means the same network and schedule everywh
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ecg_keras.config import TrainConfig
@@ -165,7 +163,8 @@ def trainer(run, strategy=None):
     # Layers take the global policy when built; restored after, so that models built later
     # in this process (evaluation, export) are float32.
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(device_features.policy(config))
+    policy = device_features.policy(config)
+    keras.mixed_precision.set_global_policy(policy)
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             network = build_model(run)
@@ -173,6 +172,6 @@ def trainer(run, strategy=None):
     finally:
         keras.mixed_precision.set_global_policy(previous)
     saved = None
-    if model is not network or device_features.policy(config) != "float32":
-        saved = functools.partial(device_features.float32_network, network, run)
+    if model is not network or policy != "float32":
+        saved = device_features.float32_saver(network, run)
     return model, saved, datasets
