@@ -51,26 +51,18 @@ def timings(call, inputs, runs, warmup=10):
 def load_artifacts(export_dir: Path, data_dir):
     """(test records, [(name, probabilities function, size in bytes)], metadata): the
     run's Keras endpoint first, then every artifact of the export, each on one thread."""
-    import keras
+    from ecg_keras import filenames
+    from ecg_keras.deploy import export_check, runtime
+    from ecg_keras.inference.predictor import Predictor
 
-    from ecg_keras import export
-    from ecg_keras.deploy import export_check, runtime, serving
-    from ecg_keras.training import losses
-    from ecg_keras.training.run import Run
-
-    del losses  # imported to register the loss that model.keras may name
-    report = json.loads((export_dir / export.EXPORT_JSON).read_text())
+    report = json.loads((export_dir / filenames.EXPORT_JSON).read_text())
     source = report["source"]
-    run = Run.load(source["workdir"], data_dir)
-    records = export_check.load_records(run, run.config.test_folds)
+    predictor = Predictor.from_workdir(source["workdir"], source.get("model"), data_dir)
+    records = export_check.load_records(predictor.run, predictor.config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
-    spectrogram_model = keras.models.load_model(source["model"], compile=False)
-    endpoint, _ = serving.make_endpoint(
-        spectrogram_model, run, meta["thresholds"], meta.get("calibration")
-    )
 
     def keras_probabilities(ecg):
-        return endpoint(ecg)["probabilities"].numpy()
+        return predictor.probabilities(ecg)
 
     artifacts = [("keras", keras_probabilities, Path(source["model"]).stat().st_size)]
     for artifact in report["artifacts"][1:]:

@@ -80,16 +80,17 @@ def main_config_trainers(data_dir, flagfile):
     from absl import flags
 
     from ecg_keras import compare
-    from ecg_keras.training import recipe
+    from ecg_keras.analysis import comparison
     from ecg_keras.training.run import Run
+    from ecg_keras.training.trainer import trainer
 
     compare.define_flags()
     flags.FLAGS.mark_as_parsed()
     out = {}
     for where in ("pipeline", "model"):
         args = [f"--flagfile={flagfile}", f"--data_dir={data_dir}", f"--features_in={where}"]
-        run = Run.prepare(compare.resolve([*args, "--precision=float32"]))
-        model, _, (train_ds, _) = recipe.trainer(run)
+        run = Run.prepare(comparison.resolve([*args, "--precision=float32"]))
+        model, _, (train_ds, _) = trainer(run)
         out[where] = (model, train_ds)
     return out
 
@@ -162,9 +163,9 @@ def main():
     parser.add_argument("--config", default="configs/superdiagnostic.cfg", help="for the stall")
     args = parser.parse_args()
 
-    from ecg_keras import prepare
     from ecg_keras.config import FeatureConfig
     from ecg_keras.data import input_pipeline, manifest
+    from ecg_keras.data import preparation as prepare
 
     if not (Path(args.data_dir) / manifest.MANIFEST).is_file():
         prepare.prepare(prepare.PrepareConfig(ptbxl_dir=args.ptbxl_dir, output_dir=args.data_dir))

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu import cpu_info  # noqa: E402
 
-from ecg_keras import prepare  # noqa: E402
+from ecg_keras.data import preparation as prepare  # noqa: E402
 from ecg_keras.data import ptbxl
 
 

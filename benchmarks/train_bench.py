@@ -9,7 +9,7 @@ features in tf.data, float32, no XLA (how it trained before; the baseline); the 
 features in the model, with mixed_bfloat16, with both, with both and XLA; ``main`` = the config
 as it is; ``resnet1d_wang`` = the Keras 1D reference, as it is and in mixed_bfloat16.
 
-Each config is built as ``train`` builds it (``recipe.trainer``: its crops, features, dtype
+Each config is built as ``train`` builds it (``training.trainer``: its crops, features, dtype
 policy, XLA and optimizer) and fitted for ``--epochs`` epochs on the training folds; the first
 epoch of every fit (tracing, XLA compilation, cache filling) is not timed. Configs alternate
 within each repeat, so a slower moment of a shared machine hits all of them. Prints one JSON
@@ -48,13 +48,13 @@ DEFAULT_CONFIGS = (
 def resolve(spec: str, data_dir: str | None):
     """(label, the ``run.Run`` of ``train --flagfile=FLAGFILE [flags]``) for
     "LABEL=FLAGFILE [flags]": data checked, statistics computed."""
-    from ecg_keras import compare
+    from ecg_keras.analysis import comparison
     from ecg_keras.training.run import Run
 
     label, _, rest = spec.partition("=")
     flagfile, *extra = rest.split()
     args = [f"--flagfile={flagfile}", *extra] + ([f"--data_dir={data_dir}"] if data_dir else [])
-    return label, Run.prepare(compare.resolve(args))
+    return label, Run.prepare(comparison.resolve(args))
 
 
 def epoch_seconds(run, epochs: int) -> tuple[list[float], int]:
@@ -62,10 +62,11 @@ def epoch_seconds(run, epochs: int) -> tuple[list[float], int]:
     import keras
 
     from ecg_keras.training import recipe
+    from ecg_keras.training.trainer import trainer
 
     config = run.config
     keras.utils.set_random_seed(config.seed)
-    model, _, (train_ds, _) = recipe.trainer(run)
+    model, _, (train_ds, _) = trainer(run)
     times = []
 
     class Timer(keras.callbacks.Callback):

@@ -257,9 +257,62 @@ class TrainConfig:
         ``training.device_features.policy``)."""
         return "mixed_float16" if self.mixed_precision else self.precision
 
+    def check_signal_overrides(self) -> None:
+        """ValueError naming the flag when a spectrogram-only flag is set for a 1D preset
+        (``features.representation == "signal"``).
+
+        The 1D presets keep the benchmark's kernels (several per model, one ``--kernel_size``
+        cannot say which) and its concat-pool head; they take ``--dropout`` and ``--stages``.
+        ``--input`` chooses spectrogram channels, which a model on the raw signal has none of.
+        """
+        if self.features.representation != "signal":
+            return
+        default = TrainConfig()
+        for name in ("kernel_size", "head"):
+            if getattr(self, name) != getattr(default, name):
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} applies to spectrogram models; "
+                    f"--model={self.model} takes the raw signal and keeps the benchmark's {name}"
+                )
+        if self.features.input != default.features.input:
+            raise ValueError(
+                f"--input={self.features.input} applies to spectrogram models; "
+                f"--model={self.model} takes the raw signal"
+            )
+
     def model_overrides(self) -> dict:
         """Builder keyword arguments that replace the preset's (see ``models.get``)."""
         overrides = {"dropout": self.dropout, "head": self.head, "kernel_size": self.kernel_size}
         if self.stages:
             overrides["stages"] = self.stage_pairs()
         return overrides
+
+
+# Filled in by ``training.run.Run.prepare`` (from the prepared data and the model preset), so a
+# config parsed from flags does not know them yet: they do not tell two runs apart.
+DERIVED_FEATURES = ("sampling_rate", "representation")
+
+
+def config_from_dict(obj: dict) -> TrainConfig:
+    """A TrainConfig from ``dataclasses.asdict`` output (``run.json``), tolerant of its age:
+    fields added since the run was written take their defaults (which is what that run
+    trained with), fields since removed are ignored."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    feature_known = {f.name for f in dataclasses.fields(FeatureConfig)}
+    obj = {k: v for k, v in obj.items() if k in known}
+    features = {k: v for k, v in obj.get("features", {}).items() if k in feature_known}
+    obj["features"] = FeatureConfig(**features)
+    for key in ("classes", "train_folds", "val_folds", "test_folds"):
+        if key in obj:
+            obj[key] = tuple(obj[key])
+    return TrainConfig(**obj)
+
+
+def run_identity(config: TrainConfig) -> dict:
+    """What makes two runs the same run: every config field, defaults included, except the
+    ``DERIVED_FEATURES``. ``train`` resumes a workdir and ``compare`` reuses one exactly when
+    this matches, so a field added later (at its default) changes nothing for older runs."""
+    identity = dataclasses.asdict(config)
+    for name in DERIVED_FEATURES:
+        identity["features"].pop(name)
+    return identity

@@ -55,6 +55,23 @@ def run_cli(command: str, *args, env=None, timeout=600, **kwargs) -> subprocess.
     )  # fmt: skip
 
 
+def assert_float_link(got, reference, calibration=None, slack=0.0, err_msg="") -> None:
+    """``got`` within the export check's float-link contract of ``reference`` (calibrated
+    probabilities, float [n, classes]): |dz| <= FLOAT_LINK (1 + |z|) in logit, mapped through the
+    calibration's slope (``deploy/export_check.py`` says why that holds on every x86 CPU and
+    kernel order); ``slack`` adds a known rounding (e.g. of a CSV) in probability."""
+    from ecg_keras.deploy import export_check
+
+    got, reference = np.asarray(got, np.float64), np.asarray(reference, np.float64)
+    bound = export_check.float_link_bound(reference, calibration) + slack
+    excess = np.abs(got - reference) - bound
+    worst = np.unravel_index(np.argmax(excess), excess.shape)
+    assert (excess <= 0).all(), (
+        f"{err_msg}: |difference| {abs(got - reference)[worst]:.3g} at {worst} exceeds the "
+        f"float-link bound {bound[worst]:.3g}"
+    )
+
+
 def write_record(path: Path, signal: np.ndarray, fs: int, leads=ptbxl.LEADS) -> None:
     """Writes a WFDB record (format 16, 1000 adu/mV like PTB-XL) at ``path`` (no extension)."""
     import wfdb
@@ -123,7 +140,7 @@ def real_ptbxl_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
     """The real subset prepared once per test session (about 20 s on 2 cores)."""
-    from ecg_keras import prepare
+    from ecg_keras.data import preparation as prepare
 
     out = tmp_path_factory.mktemp("tfrecords") / "ptbxl100"
     prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
@@ -139,8 +156,8 @@ def trained_run(real_tfrecords, tmp_path_factory):
 
     Returns (workdir, metrics.json content).
     """
-    from ecg_keras import train
     from ecg_keras.config import TrainConfig
+    from ecg_keras.training import experiment as train
 
     workdir = tmp_path_factory.mktemp("run") / "vgg"
     config = TrainConfig(
@@ -163,7 +180,7 @@ def exported(trained_run, tmp_path_factory):
     """
     import shutil
 
-    from ecg_keras import export
+    from ecg_keras.deploy import exporting as export
 
     root = tmp_path_factory.mktemp("export")
     workdir = root / "run"
@@ -180,7 +197,7 @@ def tiny_benchmark_split_tfrecords(root: Path) -> Path:
     every fold then holds one record of each code set, so that the benchmark split (1-8 / 9 /
     10) has positives and negatives of every superclass (``make_tiny_ptbxl``'s own folds put
     each code set in two folds only)."""
-    from ecg_keras import prepare
+    from ecg_keras.data import preparation as prepare
 
     make_tiny_ptbxl(root / "ptbxl", num_records=50)
     database = pd.read_csv(root / "ptbxl" / ptbxl.DATABASE_CSV)
@@ -200,8 +217,9 @@ def tiny_signal_run(tmp_path_factory):
     negatives of every superclass in validation and test (``make_tiny_ptbxl``'s own folds put
     each code set in two folds only). Returns (workdir, metrics.json content).
     """
-    from ecg_keras import config_flags, train
+    from ecg_keras import config_flags
     from ecg_keras.config import TrainConfig
+    from ecg_keras.training import experiment as train
 
     root = tmp_path_factory.mktemp("signal")
     config = TrainConfig(

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 import wfdb
 
-from ecg_keras import prepare
 from ecg_keras.data import adc, manifest, ptbxl, tfrecord
+from ecg_keras.data import preparation as prepare
 
 
 def _parse_one(stored: adc.Adc, rate: int) -> np.ndarray:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_keras import compare, prepare
+from ecg_keras.analysis import comparison as compare
+from ecg_keras.data import preparation as prepare
 from ecg_keras.training import metrics
 from tests.report_check import parse_report
 

@@ -10,9 +10,11 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from ecg_keras import config_flags, export, train, tune
+from ecg_keras import config_flags, tune
 from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.deploy import exporting as export
 from ecg_keras.deploy import serving
+from ecg_keras.training import experiment as train
 from ecg_keras.training import hypermodel, recipe
 from ecg_keras.training.run import Run
 

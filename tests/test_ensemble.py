@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_keras import ensemble, prepare, train
+from ecg_keras import filenames
+from ecg_keras.analysis import ensembling as ensemble
 from ecg_keras.config import TrainConfig
+from ecg_keras.data import preparation as prepare
+from ecg_keras.training import experiment as train
 from tests.report_check import parse_report
 
-from conftest import make_tiny_ptbxl
+from conftest import assert_float_link, make_tiny_ptbxl
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_ensemble_averages_members(members):
     assert mine["ecg_id"].tolist() == own[0]["ecg_id"].tolist() == own[1]["ecg_id"].tolist()
     mean = (own[0].iloc[:, 1:].to_numpy() + own[1].iloc[:, 1:].to_numpy()) / 2
     np.testing.assert_allclose(mine.iloc[:, 1:].to_numpy(), mean, atol=1e-5)
-    listed = json.loads((out / ensemble.ENSEMBLE).read_text())["members"]
+    listed = json.loads((out / filenames.ENSEMBLE).read_text())["members"]
     for member, workdir in zip(listed, workdirs, strict=True):
         metrics = json.loads((workdir / "metrics.json").read_text())
         assert member["workdir"] == str(workdir) and member["model"] == "vgg_tiny"
@@ -103,8 +106,9 @@ def test_mismatched_members_exit_1(members):
 
 
 def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
-    from ecg_keras import export
-    from ecg_keras.deploy import export_check, export_source, runtime, serving
+    from ecg_keras.deploy import export_check, runtime, serving
+    from ecg_keras.deploy import exporting as export
+    from ecg_keras.inference.predictor import Predictor
     from ecg_keras.training import calibration
 
     root, workdirs = members
@@ -125,7 +129,7 @@ def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
     # gives (before the member's own calibration), calibrated with the ensemble's calibration.
     params = json.loads((ens / "metrics.json").read_text())["calibration"]
     assert meta["calibration"] == params
-    sources = [export_source.load(str(w)) for w in workdirs]
+    sources = [Predictor.from_workdir(w) for w in workdirs]
     records = export_check.load_records(sources[0].run, sources[0].config.test_folds)
     alone = [
         serving.make_endpoint(s.members[0].network, s.run, s.thresholds)[0](records.signals)
@@ -135,14 +139,14 @@ def test_ensemble_exports_one_checked_model_that_averages_its_members(members):
     mean = calibration.apply(params, raw)
     for path in (saved / "1", saved / "1" / "tflite" / "float32.tflite"):
         served = runtime.load(path)(records.signals)
-        np.testing.assert_allclose(served["probabilities"], mean, atol=1e-4)
+        assert_float_link(served["probabilities"], mean, params, err_msg=str(path))
         assert served["window_probabilities"].shape[1] == alone[0]["window_probabilities"].shape[1]
         expected = (served["probabilities"] >= np.float32(meta["thresholds"])).astype(np.int32)
         np.testing.assert_array_equal(served["labels"], expected)
 
 
 def test_ensemble_export_refuses_members_cut_into_other_windows(members):
-    from ecg_keras.deploy import export_source
+    from ecg_keras.inference.predictor import Predictor
 
     root, workdirs = members
     other = root / "other_windows"
@@ -154,6 +158,6 @@ def test_ensemble_export_refuses_members_cut_into_other_windows(members):
     ens.mkdir()
     shutil.copy(workdirs[0] / "metrics.json", ens / "metrics.json")
     members_json = {"members": [{"workdir": str(workdirs[0])}, {"workdir": str(other)}]}
-    (ens / ensemble.ENSEMBLE).write_text(json.dumps(members_json))
+    (ens / filenames.ENSEMBLE).write_text(json.dumps(members_json))
     with pytest.raises(ValueError, match=f"{other}: its windows"):
-        export_source.load(str(ens))
+        Predictor.from_workdir(ens)

@@ -12,13 +12,13 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from ecg_keras import evaluate, export
+from ecg_keras import filenames
 from ecg_keras.data import ptbxl
-from ecg_keras.deploy import export_check, runtime, serving
-from ecg_keras.training import recipe
+from ecg_keras.deploy import export_check, exporting, runtime, serving
 from ecg_keras.training.run import Run
+from ecg_keras.training.scoring import predict_dataset
 
-from conftest import run_cli
+from conftest import assert_float_link, run_cli
 
 TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
 
@@ -31,8 +31,8 @@ def _evaluate_predictions(workdir):
     from ecg_keras.training import calibration
 
     run = Run.load(workdir)
-    model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
-    ids, _, probs = evaluate.predict(
+    model = keras.models.load_model(workdir / filenames.MODEL, compile=False)
+    ids, _, probs = predict_dataset(
         model, run.split(run.config.test_folds, False), run.config.aggregate
     )
     params = json.loads((workdir / "metrics.json").read_text())["calibration"]
@@ -42,7 +42,7 @@ def _evaluate_predictions(workdir):
 def test_export_publishes_a_checked_version(exported):
     result, version_dir, workdir = exported
     assert version_dir.name == "1" and result["passed"]
-    assert export.versions(version_dir.parent) == [1]
+    assert exporting.versions(version_dir.parent) == [1]
     assert not list(version_dir.parent.glob(".export-*"))  # no temporary folder left
     for name in ("saved_model.pb", "export.json", "assets.extra/" + serving.WARMUP):
         assert (version_dir / name).is_file(), name
@@ -54,9 +54,12 @@ def test_export_publishes_a_checked_version(exported):
     for name in TFLITE:
         path = version_dir / artifacts[name]["path"]
         assert path.stat().st_size == artifacts[name]["size_bytes"]
-    # The chain evaluate -> Keras endpoint -> SavedModel -> float32 TFLite holds to 1e-4.
+    # The chain evaluate -> Keras endpoint -> SavedModel -> float32 TFLite holds within the
+    # float32 rounding bound in logit (export_check's contract), and that is tight in
+    # probability where it matters: no record moves by 1e-3.
     for name in ("keras", "saved_model", "tflite_float32"):
-        assert artifacts[name]["check"]["max_abs_diff"] <= 1e-4, name
+        check = artifacts[name]["check"]
+        assert 0 <= check["bound_used"] <= 1 and check["max_abs_diff"] < 1e-3, name
     float_auc = result["float_macro_auc"]
     assert float_auc > 0.68  # the run learned something, so the AUC comparison means something
     for name in TFLITE[1:]:
@@ -122,7 +125,8 @@ def test_rest_request_from_the_readme_matches_evaluate(exported, real_ptbxl_dir)
     response = {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(3)]}
     response = json.loads(json.dumps(response))
     got = np.array([p["probabilities"] for p in response["predictions"]])
-    np.testing.assert_allclose(got, [expected[i] for i in ecg_ids], atol=1e-4)
+    calibration = json.loads((workdir / "metrics.json").read_text())["calibration"]
+    assert_float_link(got, [expected[i] for i in ecg_ids], calibration, err_msg="served")
     thresholds = json.loads((version_dir / "assets.extra/metadata.json").read_text())["thresholds"]
     assert [p["labels"] for p in response["predictions"]] == (got >= thresholds).astype(
         int
@@ -182,18 +186,20 @@ def test_int8_tflite_keeps_only_the_signal_path_and_head_in_float(exported):
 def test_versions_are_never_overwritten(exported, tmp_path):
     _, version_dir, workdir = exported
     with pytest.raises(ValueError, match="exists and is never overwritten"):
-        export.export(
-            export.ExportConfig(output_dir=str(version_dir.parent), workdir=str(workdir), version=1)
+        exporting.export(
+            exporting.ExportConfig(
+                output_dir=str(version_dir.parent), workdir=str(workdir), version=1
+            )
         )
-    assert export.resolve_version(version_dir.parent, None) == 2
+    assert exporting.resolve_version(version_dir.parent, None) == 2
     for name in ("1", "3", "notes", ".export-9-1"):
         (tmp_path / name).mkdir()
-    assert export.versions(tmp_path) == [1, 3]
-    assert export.resolve_version(tmp_path, None) == 4
-    assert export.resolve_version(tmp_path, 2) == 2
-    assert export.resolve_version(tmp_path / "new", None) == 1
+    assert exporting.versions(tmp_path) == [1, 3]
+    assert exporting.resolve_version(tmp_path, None) == 4
+    assert exporting.resolve_version(tmp_path, 2) == 2
+    assert exporting.resolve_version(tmp_path / "new", None) == 1
     with pytest.raises(ValueError, match="--tflite=int4"):
-        export.ExportConfig(output_dir="x", workdir="w", tflite=("int4",))
+        exporting.ExportConfig(output_dir="x", workdir="w", tflite=("int4",))
 
 
 def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
@@ -203,7 +209,7 @@ def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
     code = (
         "import sys; from absl import app; from ecg_keras import export; "
         "from ecg_keras.deploy import export_check; "
-        "export_check.TOLERANCES['saved_model'] = -1.0; export.define_flags(); "
+        "export_check.FLOAT_LINK['saved_model'] = -1.0; export.define_flags(); "
         "app.run(export.main, argv=sys.argv)"
     )
     done = subprocess.run(
@@ -216,13 +222,13 @@ def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-3000:]
     assert "error: check failed for ['saved_model']" in done.stderr
-    assert export.versions(output_dir) == [1]  # version 2 was not published
+    assert exporting.versions(output_dir) == [1]  # version 2 was not published
     failed = json.loads((output_dir / ".failed-2" / "export.json").read_text())
     assert not failed["passed"]
     assert [a["check"]["passed"] for a in failed["artifacts"]] == [True, False]
     # It failed for the reason forced in the child, not another: the impossible tolerance.
     assert failed["artifacts"][1]["check"]["tolerance"] == -1.0
-    assert failed["artifacts"][1]["check"]["failures"][0].startswith("max |difference|")
+    assert failed["artifacts"][1]["check"]["failures"][0].startswith("|difference|")
 
 
 @pytest.mark.parametrize("crop_seconds, windows", [(2.5, 7), (0.0, 1)])
@@ -297,7 +303,8 @@ def test_signal_run_exports_and_passes_every_check(tiny_signal_run, tmp_path):
     artifacts = {a["name"]: a["check"] for a in result["artifacts"]}
     assert list(artifacts) == ["keras", "saved_model", *TFLITE] and result["passed"]
     for name in ("keras", "saved_model", "tflite_float32"):
-        assert artifacts[name]["max_abs_diff"] <= 1e-4, name
+        check = artifacts[name]
+        assert 0 <= check["bound_used"] <= 1 and check["max_abs_diff"] < 1e-3, name
     assert result["float_macro_auc"] == pytest.approx(metrics["test"]["macro_auc"])
     meta = json.loads((version_dir / "assets.extra" / serving.METADATA).read_text())
     assert meta["features"]["representation"] == "signal"

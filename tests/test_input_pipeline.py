@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras import prepare
 from ecg_keras.config import FeatureConfig
 from ecg_keras.data import features, input_pipeline, ptbxl
+from ecg_keras.data import preparation as prepare
 
 CONFIG = FeatureConfig()
 

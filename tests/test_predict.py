@@ -12,9 +12,9 @@ import scipy.io
 import scipy.signal
 import wfdb
 
-from ecg_keras import predict
 from ecg_keras.data import ptbxl
 from ecg_keras.deploy import runtime
+from ecg_keras.inference import records as predict
 
 from conftest import run_cli, write_record
 

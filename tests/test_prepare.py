@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecg_keras import prepare
+from ecg_keras.data import preparation as prepare
 from ecg_keras.data import ptbxl, tfrecord
 
 from conftest import run_cli

@@ -14,9 +14,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ecg_keras import evaluate, prepare, train
+from ecg_keras.analysis import evaluation as evaluate
 from ecg_keras.config import TrainConfig
 from ecg_keras.data import input_pipeline
+from ecg_keras.data import preparation as prepare
+from ecg_keras.training import experiment as train
+from ecg_keras.training.scoring import predict_dataset
 
 from conftest import run_cli
 
@@ -271,7 +274,7 @@ def test_predict_tells_windows_from_the_model_input_rank():
     labels, ids = np.zeros((3, 2), np.float32), np.arange(3)
 
     def run(x):
-        return evaluate.predict(model, tf.data.Dataset.from_tensors((x, labels, ids)), "max")[2]
+        return predict_dataset(model, tf.data.Dataset.from_tensors((x, labels, ids)), "max")[2]
 
     windows = run(x)  # [batch, windows, samples, 12]: 4 axes, one more than the model's 3
     per_window = 1 / (1 + np.exp(-np.asarray(model(x.reshape(21, 250, 12))).reshape(3, 7, 2)))

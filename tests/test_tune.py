@@ -15,7 +15,7 @@ import pytest
 
 from ecg_keras import config_flags, tune
 from ecg_keras.config import TrainConfig
-from ecg_keras.training import hypermodel
+from ecg_keras.training import hypermodel, tuning
 from ecg_keras.training.run import Run
 
 # A search space of tiny models, so that a trial is one short epoch on the real subset.
@@ -50,7 +50,7 @@ def _run(cmd, env=None):
 
 
 def _trials(tuning_dir):
-    return pd.read_csv(tuning_dir / "p" / tune.TRIALS_CSV)
+    return pd.read_csv(tuning_dir / "p" / tuning.TRIALS_CSV)
 
 
 def test_best_flags_text_is_the_trial_config(parsed_flags, tmp_path):
@@ -124,7 +124,7 @@ def _kill_after_first_trial(cmd, csv):
 
 def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, tmp_path):
     cmd = _tune_cmd(real_tfrecords, tmp_path, "--max_trials=2")
-    csv = tmp_path / "p" / tune.TRIALS_CSV
+    csv = tmp_path / "p" / tuning.TRIALS_CSV
     _kill_after_first_trial(cmd, csv)
     before = pd.read_csv(csv)
     done_before = before[before.status == "COMPLETED"]
@@ -141,7 +141,7 @@ def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, t
     assert list(kept.seconds) == list(done_before.seconds)
     assert after.val_macro_auc.between(0, 1).all() and (after.epochs == 1).all()
     assert "| rank | trial | family" in result.stdout  # the top-5 table
-    best = (tmp_path / "p" / tune.BEST_FLAGS).read_text()
+    best = (tmp_path / "p" / tuning.BEST_FLAGS).read_text()
     assert f"{after.val_macro_auc.max():.4f}" in best.splitlines()[0]
     assert "--stages=4x1,8x1,16x1" in best and "--epochs=1" in best
     # The printed training command on best_flags.cfg reproduces the best trial's score: it
@@ -149,7 +149,12 @@ def test_search_resumes_after_sigkill_without_repeating_trials(real_tfrecords, t
     assert "TF_ENABLE_ONEDNN_OPTS=0 python -m ecg_keras.train --flagfile=" in best
     workdir = tmp_path / "retrain"
     result = _run(
-        [sys.executable, "-m", "ecg_keras.train", f"--flagfile={tmp_path / 'p' / tune.BEST_FLAGS}"]
+        [
+            sys.executable,
+            "-m",
+            "ecg_keras.train",
+            f"--flagfile={tmp_path / 'p' / tuning.BEST_FLAGS}",
+        ]
         + [f"--workdir={workdir}"],
         env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"},
     )
@@ -187,14 +192,14 @@ def test_chief_and_two_workers_fill_one_trials_csv(real_tfrecords, tmp_path):
     assert len(trials) == 4 and (trials.status == "COMPLETED").all()
     assert set(trials.worker) == {0, 1}  # both workers' trials, recorded by the chief
     assert "| rank | trial |" in outputs["chief"]
-    assert (tmp_path / "p" / tune.BEST_FLAGS).is_file()
+    assert (tmp_path / "p" / tuning.BEST_FLAGS).is_file()
 
 
 def test_options_are_validated():
     with pytest.raises(ValueError, match="--max_trials"):
-        tune.TuneOptions(max_trials=0)
+        tuning.TuneOptions(max_trials=0)
     with pytest.raises(ValueError, match="--tuner"):
-        tune.TuneOptions(tuner="grid")
+        tuning.TuneOptions(tuner="grid")
     space = dataclasses.replace(hypermodel.SearchSpace(), heads=("gap", "dense"))
     with pytest.raises(ValueError, match="--heads"):
         space.check(TrainConfig().features)
@@ -208,7 +213,7 @@ def test_tuner_state_is_written_atomically(tmp_path):
     path = tmp_path / "trial.json"
     path.write_text('{"old": 1}')
     inode = path.stat().st_ino
-    tune._atomic_tuner_json()
+    tuning._atomic_tuner_json()
     assert utils.save_json(str(path), {"new": 2}) == '{"new": 2}'
     assert json.loads(path.read_text()) == {"new": 2}
     assert path.stat().st_ino != inode and not list(tmp_path.glob("*.tmp"))  # replaced whole

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecg_keras import atomic, evaluate
+from ecg_keras import atomic, filenames
 from ecg_keras.analysis import paired, plots
+from ecg_keras.inference import by_id
 from ecg_keras.training import metrics
 
 RUNS_CSV, SUMMARY_CSV, PAIRS_CSV = "runs.csv", "summary.csv", "pairs.csv"
@@ -54,7 +55,7 @@ def run_table(runs) -> pd.DataFrame:
     """One row per run from its metrics.json (columns in the module docstring)."""
     counts, rows = {}, []
     for run in runs:
-        result = json.loads((Path(run.workdir) / evaluate.METRICS).read_text())
+        result = json.loads((Path(run.workdir) / filenames.METRICS).read_text())
         key = (run.config.data_dir, run.config.task, run.config.train_folds)
         if key not in counts:  # one pass over the training folds per distinct split
             counts[key] = len(paired.labelled_records(run.config, run.config.train_folds)[0])
@@ -85,16 +86,16 @@ def seed_averages(runs) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, 
     by_config: dict[str, dict] = {}
     classes = None
     for run in runs:
-        ids, probs, names = paired.read_predictions(Path(run.workdir) / "predictions_test.csv")
+        ids, probs, names = paired.read_predictions(Path(run.workdir) / filenames.PREDICTIONS_TEST)
         if classes is not None and names != classes:
             raise ValueError(f"{run.workdir}: classes {names}, other runs have {classes}")
         classes = names
         by_config.setdefault(run.name, {})[run.workdir] = (ids, probs)
-    averaged = {name: paired.average_by_id(members) for name, members in by_config.items()}
+    averaged = {name: by_id.average_by_id(members) for name, members in by_config.items()}
     ids = next(iter(averaged.values()))[0]
-    probs = {n: p[paired.rows_of(i, ids, f"config {n}")] for n, (i, p) in averaged.items()}
+    probs = {n: p[by_id.rows_of(i, ids, f"config {n}")] for n, (i, p) in averaged.items()}
     label_ids, labels = paired.labelled_records(runs[0].config, runs[0].config.test_folds)
-    labels = labels[paired.rows_of(label_ids, ids, f"test folds of {runs[0].config.data_dir}")]
+    labels = labels[by_id.rows_of(label_ids, ids, f"test folds of {runs[0].config.data_dir}")]
     return ids, probs, labels, classes
 
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras.data import features
-from ecg_keras.data.ptbxl import NUM_LEADS
-from ecg_keras.deploy.serving import Windows
+from ecg_keras.data import windows as windows_lib
+from ecg_keras.data.windows import Windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +34,7 @@ class Explainable:
     ``feature_config``: the run's FeatureConfig. ``network``: the Keras network (spectrogram
     or standardized signal -> logits), None for an export; ``input_layer``: the raw model's
     ``SpectrogramLayer`` / ``StandardizeLayer`` (None for an export). ``metadata``: what
-    ``predict.fit_to_model`` needs (``sampling_rate``, ``input_samples``). ``aggregate``:
+    ``inference.records.fit_to_model`` needs (``sampling_rate``, ``input_samples``). ``aggregate``:
     how windows make the record's score ("max" or "mean", the run's ``--aggregate``).
     ``calibration``: the run's or export's calibration parameters (``metrics.json`` /
     ``metadata.json``), applied after the aggregation; None when it has none.
@@ -113,10 +112,8 @@ def _load_export(path: Path) -> Explainable:
     meta = json.loads(runtime.metadata_path(path).read_text())
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures[runtime.SIGNATURE]
-    w = meta["windows"]
-    rate = meta["sampling_rate"]
-    length, stride = round(w["seconds"] * rate), round(w["stride_seconds"] * rate)
-    windows = Windows(meta["input_samples"], length, stride, w["count"])
+    windows = Windows.from_metadata(meta)
+    length = windows.length
 
     def window_logits(x, _keep=loaded):  # the signature's variables live as long as loaded
         # The endpoint takes whole records: the window repeated to the record's length makes
@@ -129,25 +126,22 @@ def _load_export(path: Path) -> Explainable:
 
     return Explainable(
         window_logits, windows, tuple(meta["classes"]), np.asarray(meta["thresholds"], np.float32),
-        FeatureConfig(**meta["features"]), meta, aggregate=w["aggregate"],
+        FeatureConfig(**meta["features"]), meta, aggregate=meta["windows"]["aggregate"],
         calibration=meta.get("calibration"),
     )  # fmt: skip
 
 
 def _load_workdir(workdir: Path) -> Explainable:
-    """A training workdir: its network, run statistics and validation thresholds."""
-    import keras
+    """A training workdir through ``inference.Predictor``: its network, run statistics,
+    calibration and validation thresholds."""
+    from ecg_keras.inference.predictor import Predictor
 
-    from ecg_keras.deploy.export_source import run_metrics as load_run_metrics
-    from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
-    from ecg_keras.training.run import Run
-
-    run_metrics = load_run_metrics(workdir)
-    run = Run.load(workdir)
-    network = keras.models.load_model(workdir / recipe.MODEL, compile=False)
-    thresholds = np.asarray(run_metrics["thresholds"], np.float32)
-    model = from_network(network, run, thresholds, {"workdir": str(workdir)})
-    return dataclasses.replace(model, calibration=run_metrics.get("calibration"))
+    predictor = Predictor.from_workdir(workdir)
+    if predictor.is_ensemble:
+        raise ValueError(f"--model={workdir}: explain one run of the ensemble at a time")
+    member = predictor.members[0]
+    model = from_network(member.network, member.run, predictor.thresholds, predictor.info)
+    return dataclasses.replace(model, calibration=predictor.calibration)
 
 
 def load(path) -> Explainable:
@@ -157,12 +151,13 @@ def load(path) -> Explainable:
     Raises:
       FileNotFoundError / ValueError naming ``path``.
     """
-    from ecg_keras.training import recipe
+    from ecg_keras import filenames
 
     path = Path(path)
-    if (path / recipe.RUN).is_file():
+    kind = filenames.kind(path)
+    if kind in ("run", "ensemble"):
         return _load_workdir(path)
-    if (path / "saved_model.pb").is_file():
+    if kind == "export":
         return _load_export(path)
     raise FileNotFoundError(
         f"--model={path}: neither a training workdir (run.json) nor an export folder "
@@ -171,17 +166,9 @@ def load(path) -> Explainable:
 
 
 def record_logits(model: Explainable, ecg: tf.Tensor) -> tf.Tensor:
-    """float32 [n, record_samples, 12] -> [n, classes]: the record's logit, the max over
-    windows of the logits (``aggregate="mean"``: the logit of the windows' mean sigmoid)."""
-    windows = model.windows
-    if windows.count > 1:
-        cut = features.sliding_windows(ecg, windows.length, windows.stride)  # [n, w, len, 12]
-    else:
-        cut = ecg[:, tf.newaxis]
-    flat = tf.reshape(cut, [-1, windows.length, NUM_LEADS])
-    logits = model.window_logits(flat)
-    per_window = tf.reshape(logits, [-1, windows.count, logits.shape[-1]])
-    if model.aggregate == "max":
-        return tf.reduce_max(per_window, axis=1)
-    p = tf.clip_by_value(tf.reduce_mean(tf.sigmoid(per_window), axis=1), 1e-7, 1 - 1e-7)
-    return tf.math.log(p) - tf.math.log1p(-p)
+    """float32 [n, record_samples, 12] -> [n, classes]: the record's logit, cut and aggregated
+    as ``evaluate`` does (``data.windows``: max of the window logits, or the logit of the
+    windows' mean sigmoid)."""
+    logits = model.window_logits(windows_lib.cut(ecg, model.windows))
+    per_window = tf.reshape(logits, [-1, model.windows.count, logits.shape[-1]])
+    return windows_lib.record_logits(per_window, model.aggregate)

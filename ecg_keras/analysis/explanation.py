@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ecg_keras import atomic, predict
+from ecg_keras import atomic
 from ecg_keras.analysis import attribution, explain_plots, explainable
 from ecg_keras.data import features, ptbxl
+from ecg_keras.inference import records as records_lib
 
 METHOD = "integrated gradients on the raw ECG, baseline: each lead's median held flat"
 
@@ -51,7 +52,7 @@ def _read(paths) -> list[tuple[str, tuple]]:
 
 
 def _ecg_id_paths(config: ExplainConfig, rate: int) -> list[str]:
-    rows = predict.record_list([], config.ptbxl_dir, list(config.ecg_ids), rate)
+    rows = records_lib.record_list([], config.ptbxl_dir, list(config.ecg_ids), rate)
     for _, extra in rows:
         if "error" in extra:
             raise ValueError(f"--ecg_ids: {extra['ecg_id']} is not in {config.ptbxl_dir}")
@@ -101,7 +102,7 @@ def _panel(model, ecg, attr, lead: int, spec_attr: dict | None, i: int) -> dict:
 def explain_record(model, ecg: np.ndarray, requested, steps: int) -> tuple[dict, list]:
     """One record: (JSON "classes" block and probabilities, [(class, attr, lead_mass, panel)]).
 
-    ecg: float32 [record_samples, 12] mV, as ``predict.fit_to_model`` gives it.
+    ecg: float32 [record_samples, 12] mV, as ``inference.records.fit_to_model`` gives it.
     """
     probabilities = model.probabilities(ecg[None])[0]
     chosen = _class_indices(model, requested, probabilities)
@@ -175,7 +176,7 @@ def explain(config: ExplainConfig, progress=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written, seen = [], set()
     for (path, (signal, rec_rate, notes)), ecg_id in progress(records) if progress else records:
-        ecg, fit_notes = predict.fit_to_model(signal, rec_rate, model.metadata)
+        ecg, fit_notes = records_lib.fit_to_model(signal, rec_rate, model.metadata)
         result, plots = explain_record(model, ecg, config.classes, config.steps)
         stem = _stem(path, ecg_id, seen)
         for name, a, lm, panel in plots:

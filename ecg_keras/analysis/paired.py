@@ -1,18 +1,15 @@
-"""Predictions of several runs on the same records: reading, matching by ecg_id, averaging.
+"""Predictions of several runs on the same records: reading them back and their labels.
 
 ``compare`` averages each config's seeds and scores configs against each other on the same
-test records; ``ensemble`` averages its members. Both match rows by ``ecg_id``, never by
-position, so runs whose datasets list records in another order (another ``--data_dir``, say
-500 Hz) still pair up:
+test records, matching rows by ``ecg_id`` (``inference.by_id``), never by position, so runs
+whose datasets list records in another order (another ``--data_dir``, say 500 Hz) still pair up:
 
     ids, probs, classes = read_predictions("runs/a/predictions_test.csv")
-    ids, mean = average_by_id({"runs/a": (ids_a, probs_a), "runs/b": (ids_b, probs_b)})
     ids, labels = labelled_records(config, config.test_folds)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,46 +36,6 @@ def read_predictions(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         frame.iloc[:, 1:].to_numpy(np.float64),
         [str(c) for c in frame.columns[1:]],
     )
-
-
-def rows_of(ids: np.ndarray, wanted: np.ndarray, name: str) -> np.ndarray:
-    """Positions int64 [len(wanted)] of ``wanted`` ecg_ids in ``ids``.
-
-    Raises:
-      ValueError naming ``name`` when the two hold different records.
-    """
-    position = {int(i): k for k, i in enumerate(ids)}
-    if len(ids) != len(wanted) or any(int(i) not in position for i in wanted):
-        missing = sorted(set(map(int, wanted)) ^ set(position))[:5]
-        raise ValueError(
-            f"{name}: its records differ from the others' ({len(ids)} vs {len(wanted)} records; "
-            f"ecg_ids not in both, first 5: {missing})"
-        )
-    return np.array([position[int(i)] for i in wanted], np.int64)
-
-
-def average_by_id(members: Mapping[str, tuple[np.ndarray, np.ndarray]]):
-    """Mean probabilities of several runs over the same records, matched by ecg_id.
-
-    Args:
-      members: name (workdir) -> (ecg_ids int [records], probabilities float [records, classes]).
-
-    Returns:
-      ecg_ids int64 [records] in ascending order, mean probabilities float64 [records, classes].
-
-    Raises:
-      ValueError naming the first member whose records or classes differ from the first's.
-    """
-    names = list(members)
-    ids = np.sort(np.asarray(members[names[0]][0], np.int64))
-    total = None
-    for name in names:
-        member_ids, probs = members[name]
-        probs = np.asarray(probs, np.float64)[rows_of(member_ids, ids, name)]
-        if total is not None and probs.shape != total.shape:
-            raise ValueError(f"{name}: {probs.shape[1]} classes, {names[0]} has {total.shape[1]}")
-        total = probs if total is None else total + probs
-    return ids, total / len(names)
 
 
 def labelled_records(config, folds) -> tuple[np.ndarray, np.ndarray]:

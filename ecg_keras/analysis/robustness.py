@@ -7,7 +7,8 @@
 
 PTB-XL holds each recording twice: ``records100/…_lr`` (downsampled by PhysioNet) and
 ``records500/…_hr``. Both are read the way ``ecg_keras.predict`` reads a user's record
-(``ptbxl.read_any_record`` + ``predict.fit_to_model``, which resamples the 500 Hz file), so the
+(``ptbxl.read_any_record`` + ``inference.records.fit_to_model``, which resamples the 500 Hz
+file), so the
 difference between the two answers is what a clinician sees when they feed the other file.
 ``benchmarks/robustness_bench.py`` prints these figures; a test bounds them on a trained run.
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import predict
 from ecg_keras.data import ptbxl
+from ecg_keras.inference import records as records_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Pairs:
 def read_for_model(path, metadata: dict) -> np.ndarray:
     """One WFDB record as ``predict`` feeds it: float32 [input_samples, 12] mV."""
     signal, rate, _ = ptbxl.read_any_record(path)
-    return predict.fit_to_model(signal, rate, metadata)[0]
+    return records_lib.fit_to_model(signal, rate, metadata)[0]
 
 
 def read_pairs(ptbxl_dir, metadata: dict, limit: int | None = None, progress=None) -> Pairs:
@@ -153,46 +154,10 @@ def rewritten(paths, metadata: dict, shuffle_seed: int | None, micro_volts: bool
     return np.stack(out)
 
 
-class RunModel:
-    """A training workdir as a predictor: the export endpoint (``serving.make_endpoint``) run
-    by Keras, with the metadata an export would carry. Same interface as
-    ``runtime.Predictor``: ``metadata`` and ``probabilities(ecg)``."""
-
-    def __init__(self, workdir):
-        import keras
-
-        from ecg_keras.deploy import serving
-        from ecg_keras.deploy.export_source import run_metrics as load_run_metrics
-        from ecg_keras.training import losses, recipe  # noqa: F401  losses registers the loss
-        from ecg_keras.training.run import Run
-
-        workdir = Path(workdir)
-        run = Run.load(workdir)
-        config = run.config
-        run_metrics = load_run_metrics(workdir)
-        thresholds = serving.exported_thresholds(run_metrics["thresholds"])
-        model = keras.models.load_model(workdir / recipe.MODEL, compile=False)
-        calibration = run_metrics.get("calibration")  # as the export applies it
-        self._endpoint = serving.make_endpoint(model, run, thresholds, calibration)[0]
-        self.metadata = serving.metadata(
-            config, run_metrics["classes"], thresholds, {"workdir": str(workdir)}, calibration
-        )
-
-    def probabilities(self, ecg: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """float32 [n, input_samples, 12] mV -> float32 [n, classes]."""
-        parts = [
-            self._endpoint(ecg[i : i + batch_size])["probabilities"].numpy()
-            for i in range(0, len(ecg), batch_size)
-        ]
-        return np.concatenate(parts).astype(np.float32)
-
-
 def load_model(path):
-    """A ``RunModel`` for a training workdir (``run.json``), else ``runtime.load(path)``: a
-    SavedModel version folder or a .tflite file."""
-    from ecg_keras.deploy import runtime
-    from ecg_keras.training import recipe
+    """``inference.predictor.load``: a ``Predictor`` for a training workdir or ensemble, the
+    export's runtime for a SavedModel version folder or a .tflite file; both have
+    ``metadata`` and ``probabilities(ecg)``."""
+    from ecg_keras.inference import predictor
 
-    if (Path(path) / recipe.RUN).is_file():
-        return RunModel(path)
-    return runtime.load(path)
+    return predictor.load(path)

@@ -9,6 +9,7 @@ atomically. Keys other modules rely on: ``num_records``, ``sampling_rate``, ``le
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,20 +31,33 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(path: str, mtime_ns: int, size: int) -> dict:
+    """The manifest at ``path``, parsed once per process and version of the file (a rewritten
+    manifest has another mtime or size, so ``prepare --overwrite`` is seen at once)."""
+    del mtime_ns, size
+    return json.loads(Path(path).read_text())
+
+
 def load(data_dir: str | os.PathLike) -> dict:
-    """Reads ``DATA_DIR/manifest.json``.
+    """Reads ``DATA_DIR/manifest.json``, parsed once per process and file version: treat the
+    returned dict as read-only (every reader shares it).
 
     Raises:
       FileNotFoundError: no manifest (the folder was never prepared, or not completely).
       ManifestError: a folder prepared with another TFRecord schema (an older ``prepare``).
     """
     path = Path(data_dir) / MANIFEST
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        stat = None
+    if stat is None or not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: the folder is not a complete prepared dataset; run "
             f"`python -m ecg_keras.prepare --ptbxl_dir=DIR --output_dir={data_dir}` first"
         )
-    manifest = json.loads(path.read_text())
+    manifest = _parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         source = manifest.get("config", {}).get("ptbxl_dir", "DIR")

@@ -1,3 +1,4 @@
-"""Deployment: the serving endpoint (``serving``), TFLite conversion (``lite``), what is
-exported (``export_source``), the artifact checks (``export_check``) and the runtime that
-loads an export (``runtime``). The ``export`` and ``predict`` commands drive it."""
+"""Deployment: the serving endpoint (``serving``), TFLite conversion (``lite``), writing and
+publishing a version (``exporting``), the artifact checks and their numerical contract
+(``export_check``) and the runtime that loads an export (``runtime``). What is exported is an
+``inference.Predictor``; the ``export`` and ``predict`` commands drive this package."""

@@ -23,9 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from ecg_keras.config import TrainConfig
-from ecg_keras.data import features, ptbxl
+from ecg_keras.data import ptbxl
+from ecg_keras.data import windows as windows_lib
+from ecg_keras.data.windows import Windows
 from ecg_keras.deploy.runtime import INPUT, METADATA, SIGNATURE
-from ecg_keras.training import metrics
 from ecg_keras.training.calibration import apply_tf as apply_calibration
 from ecg_keras.training.calibration import apply_tf_to_logits as calibration_of_logits
 
@@ -39,30 +40,6 @@ OUTPUTS = {
 WARMUP = "tf_serving_warmup_requests"  # the name TF Serving looks for in assets.extra/
 
 
-@dataclasses.dataclass(frozen=True)
-class Windows:
-    """How one record is cut for the model: ``count`` windows of ``length`` samples."""
-
-    record_samples: int  # the endpoint's input length: 10 s at the model's rate
-    length: int
-    stride: int
-    count: int
-
-    @classmethod
-    def of(cls, config: TrainConfig) -> Windows:
-        f = config.features
-        record = f.samples(ptbxl.RECORD_SECONDS)
-        length = f.input_samples
-        stride = f.samples(f.window_stride_seconds) if f.crop_seconds else record
-        return cls(record, length, stride, 1 + (record - length) // stride)
-
-
-def exported_thresholds(thresholds) -> np.ndarray:
-    """float32 [classes]: the thresholds as every artifact holds them, exactly (float16 TFLite
-    stores its constants in float16; runs made before thresholds were float16-exact)."""
-    return metrics.exact_in_float16(thresholds).astype(np.float32)
-
-
 def make_endpoint(model, run, thresholds, calibration=None):
     """The serving function and the Keras model it runs.
 
@@ -74,7 +51,7 @@ def make_endpoint(model, run, thresholds, calibration=None):
       run: the ``training.run.Run``: its config (features, aggregate) and the normalization
         statistics of its training folds, which become constants of the endpoint's model.
       thresholds: float [classes], per-class decision thresholds chosen on validation, as
-        ``exported_thresholds`` gives them.
+        float16-exact (``inference.Predictor.thresholds``).
       calibration: ``training.calibration.fit``'s parameters, applied to the aggregated
         probabilities (``window_probabilities`` stay the network's sigmoids), or None.
 
@@ -95,18 +72,15 @@ def make_endpoint(model, run, thresholds, calibration=None):
 
     def endpoint(ecg):
         ecg = tf.convert_to_tensor(ecg, tf.float32)  # [batch, record_samples, 12]
-        if windows.count > 1:
-            cut = features.sliding_windows(ecg, windows.length, windows.stride)
-        else:
-            cut = ecg[:, tf.newaxis]  # [batch, 1, record_samples, 12]
-        flat = tf.reshape(cut, [-1, windows.length, ptbxl.NUM_LEADS])  # [batch*windows, len, 12]
+        flat = windows_lib.cut(ecg, windows)  # [batch * windows, length, 12]
         logits = raw_model(flat, training=False)  # [batch * windows, classes]
         per_window = tf.reshape(tf.sigmoid(logits), [-1, windows.count, num_classes])
         probabilities = reduce(per_window, axis=1)  # [batch, classes]
         if calibration is not None and config.aggregate == "max":
             # logit(max of sigmoids) = max of logits, taken from the float logits: the int8
             # TFLite file holds the window sigmoids in 8 bits (training/calibration.py).
-            top = tf.reduce_max(tf.reshape(logits, [-1, windows.count, num_classes]), axis=1)
+            window_logits = tf.reshape(logits, [-1, windows.count, num_classes])
+            top = windows_lib.record_logits(window_logits, "max")
             probabilities = calibration_of_logits(calibration, top)
         elif calibration is not None:  # fitted on aggregated probabilities, so applied after
             probabilities = apply_calibration(calibration, probabilities)
@@ -124,7 +98,7 @@ def average_endpoints(endpoints, thresholds, calibration=None):
 
     Args:
       endpoints: ``make_endpoint`` functions whose models share the input length and the
-        evaluation windows (``export_source`` checks it).
+        evaluation windows (``inference.Predictor`` checks it).
       thresholds: float32 [classes], the ensemble's own (chosen on its averaged validation
         probabilities).
       calibration: the ensemble's (fitted on the averaged validation probabilities), applied

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import keras
 
-from ecg_keras import atomic, evaluate
-from ecg_keras.training import metrics
-from ecg_keras.training.recipe import BEST, MODEL
+from ecg_keras import atomic
+from ecg_keras.filenames import BEST, MODEL
+from ecg_keras.training import metrics, scoring
 
 LOG = "val_macro_auc"
 
@@ -36,7 +36,7 @@ class ValidationAuc(keras.callbacks.Callback):
         self.best, self.best_epoch = -1.0, 0
 
     def on_epoch_end(self, epoch, logs=None):
-        _, y, p = evaluate.predict(self.model, self.val_ds, self.aggregate)
+        _, y, p = scoring.predict_dataset(self.model, self.val_ds, self.aggregate)
         score = metrics.macro_auc(y, p)
         logs[LOG] = score
         if score > self.best:
@@ -49,12 +49,15 @@ class KeepModel(keras.callbacks.Callback):
     model is its last completed epoch). ``best.json`` holds the best epoch and score either way;
     ``best`` and ``best_epoch`` start from it when a killed run resumes. ``saved``: a function
     returning the model to save (default: the fitted model), e.g. the float32 network inside a
-    ``device_features.training_model``."""
+    ``device_features.training_model``. ``kept_weights``: the weights of the model last
+    saved in this process (None before the first save), so that ``train`` scores the kept
+    epoch without reading ``model.keras`` back."""
 
     def __init__(self, workdir, select: str = "best", saved=None):
         super().__init__()
         self.workdir, self.select, self.saved = Path(workdir), select, saved
         self.best, self.best_epoch = -1.0, 0
+        self.kept_weights = None
 
     def on_train_begin(self, logs=None):
         if (self.workdir / BEST).is_file():
@@ -67,7 +70,9 @@ class KeepModel(keras.callbacks.Callback):
         if improved:
             self.best, self.best_epoch = score, epoch + 1
         if improved or self.select == "last":
+            kept = self.saved() if self.saved else self.model
             with atomic.replacing(self.workdir / MODEL) as tmp:
-                (self.saved() if self.saved else self.model).save(tmp)
+                kept.save(tmp)
+            self.kept_weights = kept.get_weights()
         if improved:
             atomic.write_json(self.workdir / BEST, {LOG: score, "epoch": epoch + 1})

@@ -12,9 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ecg_keras.config import TrainConfig
-from ecg_keras.training.run import RUN_JSON
-
-MODEL, RUN, FLAGS_FILE, BEST = "model.keras", RUN_JSON, "flags.cfg", "best.json"
 
 
 def _loss(pos_weight: np.ndarray | None):
@@ -44,29 +41,6 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int):
     return keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=config.weight_decay, beta_2=config.adam_beta2
     )
-
-
-def check_overrides(config: TrainConfig) -> None:
-    """ValueError naming the flag when a spectrogram-only flag is set for a 1D preset.
-
-    The 1D presets keep the benchmark's kernels (several per model, one ``--kernel_size``
-    cannot say which) and its concat-pool head; they take ``--dropout`` and ``--stages``.
-    ``--input`` chooses spectrogram channels, which a model on the raw signal has none of.
-    """
-    if config.features.representation != "signal":
-        return
-    default = TrainConfig()
-    for name in ("kernel_size", "head"):
-        if getattr(config, name) != getattr(default, name):
-            raise ValueError(
-                f"--{name}={getattr(config, name)} applies to spectrogram models; "
-                f"--model={config.model} takes the raw signal and keeps the benchmark's {name}"
-            )
-    if config.features.input != default.features.input:
-        raise ValueError(
-            f"--input={config.features.input} applies to spectrogram models; "
-            f"--model={config.model} takes the raw signal"
-        )
 
 
 def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
@@ -103,7 +77,7 @@ def build_model(run):
     shape = model_input_shape(config)
     overrides = config.model_overrides()
     if config.features.representation == "signal":
-        check_overrides(config)
+        config.check_signal_overrides()
         overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
     return models.get(config.model, shape, len(run.classes), **overrides)
 
@@ -134,44 +108,3 @@ def compile_model(model, run, epochs=None):
         jit_compile=True if config.jit_compile else "auto",
     )
     return model
-
-
-def trainer(run, strategy=None):
-    """Everything ``fit`` needs for a run, as ``train`` builds it.
-
-    Builds the network under the run's dtype policy (``--precision``) and ``strategy``'s
-    scope; with ``--features_in=model`` the datasets yield crops and the
-    model computes the spectrogram (``device_features``).
-
-    Returns:
-      (the compiled training model; what ``KeepModel`` saves, a function returning the float32
-      network, or None to save the training model itself; (train, validation) datasets).
-    """
-    import contextlib
-
-    import keras
-
-    from ecg_keras.training import device_features
-
-    config = run.config
-    raw = device_features.computes_features(config)
-    datasets = (
-        run.split(config.train_folds, True, raw=raw),
-        run.split(config.val_folds, False, raw=raw),
-    )
-    keras.utils.set_random_seed(config.seed)  # right before building, as tune's trials do
-    # Layers take the global policy when built; restored after, so that models built later
-    # in this process (evaluation, export) are float32.
-    previous = keras.mixed_precision.global_policy()
-    policy = device_features.policy(config)
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            network = build_model(run)
-            model = compile_model(device_features.training_model(network, run), run)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    saved = None
-    if model is not network or policy != "float32":
-        saved = device_features.float32_saver(network, run)
-    return model, saved, datasets

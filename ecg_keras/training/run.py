@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.config import TrainConfig, config_from_dict
 from ecg_keras.data import manifest as manifest_lib
-
-RUN_JSON = "run.json"
+from ecg_keras.filenames import RUN_JSON
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,11 +101,8 @@ class Run:
 
 
 def config_from_json(obj: dict) -> TrainConfig:
-    obj = dict(obj)
-    obj["features"] = FeatureConfig(**obj["features"])
-    for key in ("classes", "train_folds", "val_folds", "test_folds"):
-        obj[key] = tuple(obj[key])
-    return TrainConfig(**obj)
+    """``run.json``'s config (``config.config_from_dict``: older files read too)."""
+    return config_from_dict(obj)
 
 
 def class_columns(config: TrainConfig) -> list[int]:
@@ -135,9 +131,8 @@ def _classes(config: TrainConfig, manifest: dict) -> tuple[str, ...]:
 def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict, tuple[str, ...]]:
     """(config with the model's representation and the data's rate, manifest, classes), every
     fold of the split checked; prepares ``data_dir`` from ``ptbxl_dir`` first when it is empty."""
-    from ecg_keras import models, prepare
-    from ecg_keras.data import input_pipeline
-    from ecg_keras.training import recipe
+    from ecg_keras import models
+    from ecg_keras.data import input_pipeline, preparation
 
     if config.model not in models.PRESETS:
         raise ValueError(f"unknown --model={config.model}; known: {sorted(models.PRESETS)}")
@@ -145,9 +140,9 @@ def _checked_data(config: TrainConfig) -> tuple[TrainConfig, dict, tuple[str, ..
     config = dataclasses.replace(
         config, features=dataclasses.replace(config.features, representation=representation)
     )
-    recipe.check_overrides(config)
+    config.check_signal_overrides()
     if not (Path(config.data_dir) / manifest_lib.MANIFEST).is_file() and config.ptbxl_dir:
-        prepare.prepare(prepare.PrepareConfig(config.ptbxl_dir, config.data_dir))
+        preparation.prepare(preparation.PrepareConfig(config.ptbxl_dir, config.data_dir))
     manifest = manifest_lib.load(config.data_dir)
     rate = manifest["sampling_rate"]
     config = dataclasses.replace(
