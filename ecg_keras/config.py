@@ -312,7 +312,10 @@ def run_identity(config: TrainConfig) -> dict:
     """What makes two runs the same run: every config field, defaults included, except the
     ``DERIVED_FEATURES``. ``train`` resumes a workdir and ``compare`` reuses one exactly when
     this matches, so a field added later (at its default) changes nothing for older runs."""
-    identity = dataclasses.asdict(config)
+    import json
+
+    # Through JSON, as run.json stores it: tuples and lists compare equal.
+    identity = json.loads(json.dumps(dataclasses.asdict(config)))
     for name in DERIVED_FEATURES:
         identity["features"].pop(name)
     return identity

@@ -263,9 +263,23 @@ SLOW_FIXTURES = {
 }  # fmt: skip
 
 
+# Session fixtures that are expensive to build: with ``-n 2`` (pytest-xdist, ``--dist
+# loadgroup``), every test that uses one runs on the same worker, so each is built once; the
+# first match names the group (``exported`` builds on ``trained_run``, so they share one).
+SHARED_BUILDS = (
+    ("trained_run", "trained_run"), ("exported", "trained_run"),
+    ("tiny_signal_run", "tiny_signal_run"), ("members", "members"), ("complex_run", "complex_run"),
+)  # fmt: skip
+
+
 def pytest_collection_modifyitems(config, items):
     """Marks ``slow`` every test that uses a SLOW_FIXTURES fixture (directly or through
-    another fixture); others are marked by hand with ``@pytest.mark.slow``."""
+    another fixture); others are marked by hand with ``@pytest.mark.slow``. Puts the users of
+    each SHARED_BUILDS fixture in one xdist group."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & names:
             item.add_marker(pytest.mark.slow)
+        group = next((g for fixture, g in SHARED_BUILDS if fixture in names), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -15,6 +15,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from ecg_keras import filenames
 from ecg_keras.data import ptbxl
 from ecg_keras.deploy import export_check, exporting, runtime, serving
+from ecg_keras.training import metrics
 from ecg_keras.training.run import Run
 from ecg_keras.training.scoring import predict_dataset
 
@@ -55,11 +56,9 @@ def test_export_publishes_a_checked_version(exported):
         path = version_dir / artifacts[name]["path"]
         assert path.stat().st_size == artifacts[name]["size_bytes"]
     # The chain evaluate -> Keras endpoint -> SavedModel -> float32 TFLite holds within the
-    # float32 rounding bound in logit (export_check's contract), and that is tight in
-    # probability where it matters: no record moves by 1e-3.
+    # float32 rounding bound in logit (export_check's contract).
     for name in ("keras", "saved_model", "tflite_float32"):
-        check = artifacts[name]["check"]
-        assert 0 <= check["bound_used"] <= 1 and check["max_abs_diff"] < 1e-3, name
+        assert 0 <= artifacts[name]["check"]["bound_used"] <= 1, name
     float_auc = result["float_macro_auc"]
     assert float_auc > 0.68  # the run learned something, so the AUC comparison means something
     for name in TFLITE[1:]:
@@ -218,7 +217,8 @@ def test_failed_check_exits_nonzero_and_publishes_nothing(exported):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        # oneDNN off: the child checks every float link in another kernel order.
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"},
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-3000:]
     assert "error: check failed for ['saved_model']" in done.stderr
@@ -303,8 +303,7 @@ def test_signal_run_exports_and_passes_every_check(tiny_signal_run, tmp_path):
     artifacts = {a["name"]: a["check"] for a in result["artifacts"]}
     assert list(artifacts) == ["keras", "saved_model", *TFLITE] and result["passed"]
     for name in ("keras", "saved_model", "tflite_float32"):
-        check = artifacts[name]
-        assert 0 <= check["bound_used"] <= 1 and check["max_abs_diff"] < 1e-3, name
+        assert 0 <= artifacts[name]["bound_used"] <= 1, name
     assert result["float_macro_auc"] == pytest.approx(metrics["test"]["macro_auc"])
     meta = json.loads((version_dir / "assets.extra" / serving.METADATA).read_text())
     assert meta["features"]["representation"] == "signal"
@@ -312,3 +311,35 @@ def test_signal_run_exports_and_passes_every_check(tiny_signal_run, tmp_path):
     # No STFT in the graph (a spectrogram endpoint's holds RFFT ops); that it standardizes
     # like training is what the keras -> evaluate check above proved to 1e-4.
     assert b"RFFT" not in (version_dir / "saved_model.pb").read_bytes()
+
+
+def test_float_link_contract_passes_rounding_and_catches_a_wrong_statistic(exported):
+    """The float-link bound is wide for rounding and narrow for a defect: the endpoint of the
+    same run passes it, the endpoint given a normalization 1% off does not."""
+    import dataclasses
+
+    from ecg_keras.inference.predictor import Predictor
+
+    _, _, workdir = exported
+    predictor = Predictor.from_workdir(workdir)
+    records = export_check.load_records(predictor.run, predictor.config.test_folds, limit=96)
+    truth = export_check.reference_probabilities(predictor, records)
+    auc = float(metrics.macro_auc(records.labels, truth))
+
+    def check(candidate):
+        out = candidate(records.signals)
+        return export_check.check_model(
+            "keras", out["probabilities"], records, truth, auc, candidate.thresholds,
+            out["labels"], candidate.calibration,
+        )  # fmt: skip
+
+    good = check(predictor)
+    assert good["passed"] and good["bound_used"] <= 1
+    member = predictor.members[0]
+    mean, std = member.run.stats
+    wrong = member.run.with_config(member.run.config, (mean, std * 1.01))
+    broken = dataclasses.replace(predictor, members=(dataclasses.replace(member, run=wrong),))
+    bad = check(broken)
+    assert not bad["passed"] and bad["failures"][0].startswith("|difference|")
+    # Orders of magnitude apart: the defect uses its bound many times over.
+    assert bad["bound_used"] > 10 * max(good["bound_used"], 0.01)

@@ -46,11 +46,11 @@ class EnsembleConfig:
 def ensemble(config: EnsembleConfig) -> dict:
     """Predicts with every member, averages, writes the run files; returns metrics.json."""
     from ecg_keras.analysis import evaluation, report
-    from ecg_keras.inference.predictor import Predictor, load_member
+    from ecg_keras.inference.predictor import Predictor, load_members
     from ecg_keras.training import metrics
 
-    members = [load_member(w) for w in config.workdirs]
-    predictor = Predictor.from_members(members)  # checks task, folds and classes
+    members = load_members(config.workdirs)  # checked before the networks load
+    predictor = Predictor.from_members(members)
     first = predictor.config
     names = list(config.workdirs)
     predictions = {

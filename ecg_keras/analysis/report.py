@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_keras import atomic
+from ecg_keras import atomic, filenames
 from ecg_keras.analysis import html_page, report_data, report_explain
 
-REPORT = "report.html"
+REPORT = filenames.REPORT
 SECTIONS = ("config", "data", "metrics", "curves", "reliability", "confusion", "training",
             "explanations")  # fmt: skip
 # How many classes get explanations when the caller does not say (the rule's "n"); the
@@ -62,9 +62,9 @@ def write(folder, explain_classes: int | None = None, data_dir: str | None = Non
     folder = Path(folder)
     if (folder / report_compare.SUMMARY_CSV).is_file():
         title, body = report_compare.body(folder)
-    elif (folder / "ensemble.json").is_file():
+    elif (folder / filenames.ENSEMBLE).is_file():
         title, body = _ensemble_body(folder)
-    elif (folder / "run.json").is_file():
+    elif (folder / filenames.RUN_JSON).is_file():
         n = explain_classes_default() if explain_classes is None else explain_classes
         title, body = _run_body(folder, n, data_dir)
     else:
@@ -78,7 +78,7 @@ def write(folder, explain_classes: int | None = None, data_dir: str | None = Non
 
 
 def _metrics(folder: Path) -> dict:
-    path = folder / "metrics.json"
+    path = folder / filenames.METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: evaluate the run first")
     return json.loads(path.read_text())
@@ -99,7 +99,7 @@ class Scored:
 def _scored(folder: Path, config, metrics: dict) -> Scored:
     from ecg_keras.analysis import paired
 
-    ids, probs, _ = paired.read_predictions(folder / "predictions_test.csv")
+    ids, probs, _ = paired.read_predictions(folder / filenames.PREDICTIONS_TEST)
     try:
         labelled = report_data.labelled_records(config, metrics.get("test_folds", ()))
         return Scored(labelled, ids, probs, report_data.truth_for(ids, labelled))
@@ -147,7 +147,7 @@ def _common_sections(folder: Path, config, metrics: dict, scored: Scored) -> str
 
 
 def _reliability(folder: Path, metrics: dict) -> str:
-    png = folder / "reliability.png"
+    png = folder / filenames.RELIABILITY
     if png.is_file() and metrics.get("calibration"):
         return H.image(png.read_bytes(), "reliability diagram",
                        "Validation and test, before and after calibration (Platt scaling fitted "
@@ -175,11 +175,11 @@ def _run_body(workdir: Path, explain_classes: int, data_dir: str | None) -> tupl
     from ecg_keras.training.run import config_from_json
 
     metrics = _metrics(workdir)
-    config = config_from_json(json.loads((workdir / "run.json").read_text())["config"])
+    config = config_from_json(json.loads((workdir / filenames.RUN_JSON).read_text())["config"])
     if data_dir:
         config = dataclasses.replace(config, data_dir=data_dir)
     scored = _scored(workdir, config, metrics)
-    flags_file = workdir / "flags.cfg"
+    flags_file = workdir / filenames.FLAGS
     body = H.paragraph(
         f"Run {workdir}: {config.model} on {config.task}, seed {config.seed}; test macro AUC "
         f"{H.number(metrics['test']['macro_auc'])}."
@@ -213,7 +213,7 @@ def _training(workdir: Path, metrics: dict) -> str:
         if key in metrics
     )
     out = H.paragraph(facts + ".") if facts else ""
-    png, history = workdir / "training_curves.png", workdir / "history.csv"
+    png, history = workdir / filenames.CURVES, workdir / filenames.HISTORY
     if png.is_file():
         return out + H.image(png.read_bytes(), "training curves")
     if history.is_file():
@@ -250,7 +250,7 @@ def _ensemble_body(folder: Path) -> tuple[str, str]:
     from ecg_keras.training.run import Run
 
     metrics = _metrics(folder)
-    members = json.loads((folder / "ensemble.json").read_text())["members"]
+    members = json.loads((folder / filenames.ENSEMBLE).read_text())["members"]
     config = Run.load(members[0]["workdir"]).config  # members share task and folds
     scored = _scored(folder, config, metrics)
     rows = [

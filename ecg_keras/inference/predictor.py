@@ -68,8 +68,9 @@ def run_metrics(folder: Path, required: bool = True) -> dict:
     return saved
 
 
-def load_member(workdir, model_path=None, data_dir: str | None = None) -> Member:
-    """A training workdir's run and network (``model_path`` default: WORKDIR/model.keras).
+def load_member(workdir, model_path=None, data_dir: str | None = None, run=None) -> Member:
+    """A training workdir's run and network (``model_path`` default: WORKDIR/model.keras);
+    ``run``: its ``training.run.Run`` when already read (``read_runs``).
 
     Raises:
       FileNotFoundError naming the workdir or model file that is missing.
@@ -81,11 +82,32 @@ def load_member(workdir, model_path=None, data_dir: str | None = None) -> Member
 
     workdir = Path(workdir)
     model_path = Path(model_path) if model_path else workdir / filenames.MODEL
-    run = Run.load(workdir, data_dir)  # names the workdir when run.json is missing
+    run = run or Run.load(workdir, data_dir)  # names the workdir when run.json is missing
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found: {workdir} holds no trained model")
     network = keras.models.load_model(model_path, compile=False)  # inference only
     return Member(run, network, workdir, model_path)
+
+
+def load_members(workdirs, data_dir: str | None = None) -> tuple[Member, ...]:
+    """An ensemble's members, checked against each other (task, folds, classes, model files)
+    before any network is loaded, so a mismatch fails in a second, not after the loading.
+
+    Raises:
+      FileNotFoundError / ValueError naming the member that is missing or differs.
+    """
+    from ecg_keras.training.run import Run
+
+    light = []
+    for workdir in map(Path, workdirs):
+        run = Run.load(workdir, data_dir)
+        if not (workdir / filenames.MODEL).is_file():
+            raise FileNotFoundError(
+                f"{workdir / filenames.MODEL} not found: {workdir} holds no trained model"
+            )
+        light.append(Member(run, None, workdir))
+    check_members(light)
+    return tuple(load_member(m.workdir, None, data_dir, m.run) for m in light)
 
 
 def check_members(members) -> None:
@@ -151,8 +173,7 @@ class Predictor:
         info = {"workdir": str(path), "test_macro_auc": saved.get("test", {}).get("macro_auc")}
         if (path / filenames.ENSEMBLE).is_file() and not model:
             listed = json.loads((path / filenames.ENSEMBLE).read_text())["members"]
-            members = tuple(load_member(m["workdir"], None, data_dir) for m in listed)
-            check_members(members)
+            members = load_members([m["workdir"] for m in listed], data_dir)
             _same_windows(members)
             info["ensemble"] = str(path / filenames.ENSEMBLE)
             info["members"] = [

@@ -1,0 +1,2 @@
+"""Analysis: paired bootstrap comparisons, compare summaries, robustness to how an ECG was
+recorded, and plots."""

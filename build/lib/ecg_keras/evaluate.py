@@ -1,0 +1,63 @@
+"""Benchmark-protocol evaluation of a trained run: predictions, metrics.json, plots.
+
+    python -m ecg_keras.evaluate --workdir=runs/NAME [--data_dir=...] [--folds=10] \
+        [--windows=2.5,1.25 --aggregate=max|mean]
+
+A record's prediction is the max (or mean) of the model's sigmoid outputs over 2.5 s windows
+at a 1.25 s stride, as in the PTB-XL benchmark; with ``--windows=0`` the model sees the whole
+10 s record. Thresholds for F1 are chosen on the validation folds and applied to the test
+folds. Probabilities are calibrated per class on the validation folds (Platt scaling,
+``training/calibration.py``): metrics.json records the parameters (``calibration``) and, per
+split, ECE and Brier score before and after; ``reliability.png`` draws both. ``report.html``
+(``analysis/report.py``) is rewritten from them last. The library functions are what
+``train`` calls after training.
+"""
+
+from __future__ import annotations
+
+from ecg_keras import cli_errors
+from ecg_keras.analysis.evaluation import evaluate_run
+
+
+def define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("workdir", None, "Training workdir holding model.keras.")
+    flags.DEFINE_string("data_dir", None, "Prepared TFRecords (default: the run's).")
+    flags.DEFINE_list("folds", None, "Test folds (default: the run's, usually 10).")
+    flags.DEFINE_list("windows", None, "window_seconds,stride_seconds; 0 = whole records.")
+    flags.DEFINE_enum("aggregate", None, ["max", "mean"], "How windows combine.")
+    flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+    from absl import flags
+
+    del argv
+    f = flags.FLAGS
+    with cli_errors.exit_on():
+        windows = None
+        if f.windows is not None:
+            windows = tuple(float(v) for v in f.windows) + (0.0,) * (2 - len(f.windows))
+        result = evaluate_run(
+            f.workdir,
+            f.data_dir,
+            [int(v) for v in f.folds] if f.folds else None,
+            windows,
+            f.aggregate,
+        )
+    test = result["test"]
+    print(
+        f"test macro AUC {test['macro_auc']:.4f} (90% CI {test['macro_auc_ci'][0]:.4f}-"
+        f"{test['macro_auc_ci'][1]:.4f}), F1 {test['f1_macro']:.4f}, Fmax {test['fmax']:.4f}; "
+        f"validation macro AUC {result['val']['macro_auc']:.4f}; ECE (15 bins) validation "
+        f"{result['val']['ece_uncalibrated']:.4f} -> {result['val']['ece']:.4f} calibrated, "
+        f"test {test['ece_uncalibrated']:.4f} -> {test['ece']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

@@ -1,0 +1,58 @@
+"""PTB-XL -> sharded TFRecords grouped by ``strat_fold``, plus ``manifest.json``.
+
+    python -m ecg_keras.prepare --ptbxl_dir=DIR --output_dir=tfrecords/ptbxl100 \
+        [--sampling_rate=100|500] [--records_per_shard=N] [--compression=GZIP|NONE] \
+        [--overwrite] [--skip_missing]
+
+Worker processes read and check the WFDB records (the slow part); the main process
+serializes, writes and hashes. Every shard is written under a temporary name and renamed when
+complete, and ``manifest.json`` is written last, atomically: a directory with a manifest is a
+complete dataset, and one without is not.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ecg_keras import cli_errors
+from ecg_keras.data.preparation import PrepareConfig, prepare
+
+
+def define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("ptbxl_dir", None, "PTB-XL folder in PhysioNet's layout.")
+    flags.DEFINE_string("output_dir", None, "Output folder, e.g. tfrecords/ptbxl100.")
+    flags.DEFINE_enum("sampling_rate", "100", ["100", "500"], "Which records to read (Hz).")
+    flags.DEFINE_integer("records_per_shard", 256, "Records per TFRecord shard.", lower_bound=1)
+    flags.DEFINE_enum("compression", "NONE", ["NONE", "GZIP"], "TFRecord compression.")
+    flags.DEFINE_bool("overwrite", False, "Prepare again even if the output is complete.")
+    flags.DEFINE_bool("skip_missing", False, "Leave out records missing on disk.")
+    flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Reader processes.", lower_bound=1)
+    flags.mark_flags_as_required(["ptbxl_dir", "output_dir"])
+
+
+def main(argv):
+    from absl import flags
+
+    del argv
+    f = flags.FLAGS
+    with cli_errors.exit_on(ValueError):  # PtbxlError is a ValueError
+        config = PrepareConfig(
+            ptbxl_dir=f.ptbxl_dir,
+            output_dir=f.output_dir,
+            sampling_rate=int(f.sampling_rate),
+            records_per_shard=f.records_per_shard,
+            compression=f.compression,
+            skip_missing=f.skip_missing,
+            overwrite=f.overwrite,
+            num_workers=f.num_workers,
+        )
+        prepare(config)
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

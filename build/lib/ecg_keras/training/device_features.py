@@ -1,0 +1,142 @@
+"""Training with the spectrogram computed by the model (``--features_in=model``).
+
+``tf.data`` then only reads, crops and scales the signal; the training model's first layers
+compute the spectrogram, its normalization and SpecAugment where the model's step runs (the
+GPU, or the CPU's intra-op threads instead of tf.data's), and XLA can fuse them with the step:
+
+    network = recipe.build_model(run)          # spectrogram -> logits: what is saved
+    trainer = training_model(network, run)     # raw crops -> logits: what is fitted
+    run.split(folds, True, raw=True)           # yields the crops it takes
+
+The network's layers are shared, so fitting ``trainer`` trains ``network``; ``KeepModel``
+saves ``network``, so evaluation and export are the same whichever path trained it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import keras
+import tensorflow as tf
+
+from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features, ptbxl
+from ecg_keras.models.raw import SpectrogramLayer
+
+
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class SpecAugment(keras.layers.Layer):
+    """``features.spec_augment`` when training, the identity otherwise.
+
+    Call:
+      float32 [batch, frames, bins, channels] -> the same, each example with its own masks
+      drawn from the layer's ``keras.random.SeedGenerator`` (seeded by
+      ``keras.utils.set_random_seed``, so a run is reproducible).
+    """
+
+    def __init__(self, feature_config, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(feature_config, dict):
+            feature_config = FeatureConfig(**feature_config)
+        self.feature_config = feature_config
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, spec, training=False):
+        if not training:
+            return spec
+        seed = tf.cast(self.generator.next(), tf.int32)  # [2]
+        return features.spec_augment(spec, self.feature_config, seed)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "feature_config": dataclasses.asdict(self.feature_config)}
+
+
+def computes_features(config) -> bool:
+    """Whether a run's training model computes its spectrogram (``features_in="model"``)."""
+    return config.features_in == "model" and config.features.representation == "spectrogram"
+
+
+def training_model(network, run):
+    """The model that ``fit`` trains: ``network`` itself, or with ``--features_in=model`` the
+    spectrogram, normalization and SpecAugment in front of it.
+
+    Args:
+      network: keras.Model float32 [batch, frames, bins, channels] -> logits (``build_model``).
+      run: the ``training.run.Run`` (its features and training statistics).
+
+    Returns:
+      ``network``, or keras.Model ``ecg`` float32 [batch, input_samples, 12] (mV) -> logits
+      float32 [batch, classes]. The feature layers run in float32 whatever the dtype policy:
+      the STFT and log need float32 range and precision; the network casts their output.
+    """
+    if not computes_features(run.config):
+        return network
+    config = run.config.features
+    mean, std = run.stats
+    ecg = keras.Input((config.input_samples, ptbxl.NUM_LEADS), name="ecg")
+    spec = SpectrogramLayer(config, mean, std, name="stft", dtype="float32")(ecg)
+    if config.time_masks or config.freq_masks:
+        spec = SpecAugment(config, name="spec_augment", dtype="float32")(spec)
+    return keras.Model(ecg, network(spec), name=f"{network.name}_trainer")
+
+
+@functools.cache
+def _cpu_has_bfloat16() -> bool:
+    """Whether /proc/cpuinfo lists AVX512_BF16 or AMX-BF16 (oneDNN's fast bfloat16 paths;
+    elsewhere TF emulates bfloat16 and a mixed_bfloat16 step is slower than float32)."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return False
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return bool({"avx512_bf16", "amx_bf16"} & set(line.split()))
+    return False
+
+
+def policy(config) -> str:
+    """The Keras dtype policy a config trains with: ``config.policy``, with "auto" resolved to
+    mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 instructions, float32 else."""
+    if config.policy != "auto":
+        return config.policy
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if _cpu_has_bfloat16() else "float32"
+
+
+def float32_network(network, run):
+    """``network``'s architecture and weights under the float32 policy (what ``KeepModel``
+    saves), or ``network`` itself when it was built in float32."""
+    from ecg_keras.training import recipe
+
+    if policy(run.config) == "float32":
+        return network
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = recipe.build_model(run)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(network.get_weights())  # mixed policies keep float32 variables
+    return copy
+
+
+def float32_saver(network, run):
+    """What ``KeepModel`` saves for a network trained in a mixed policy or inside a training
+    model: a function returning ``float32_network``, built on its first call and afterwards
+    only given the network's current weights (a save per improved epoch need not rebuild)."""
+    kept = []
+
+    def saved():
+        if not kept:
+            kept.append(float32_network(network, run))
+        elif kept[0] is not network:
+            kept[0].set_weights(network.get_weights())
+        return kept[0]
+
+    return saved
