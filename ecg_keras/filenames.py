@@ -1,4 +1,5 @@
-"""The names of every file a run, an ensemble, a comparison or an export folder holds.
+"""The names of every file a run, an ensemble, a comparison, a tuning project or an export
+folder holds.
 
 One place, so that a writer and its readers cannot drift apart: ``train`` writes ``MODEL`` and
 ``RUN_JSON``, ``evaluate`` writes ``METRICS``, and every consumer (``inference.Predictor``,
@@ -28,6 +29,11 @@ REPORT = "report.html"
 EXTERNAL = "external"  # external/NAME/: evaluation on another database
 # An ensemble (runs/ens_NAME/).
 ENSEMBLE = "ensemble.json"
+# A comparison (runs/compare_NAME/).
+RUNS_CSV, SUMMARY_CSV, PAIRS_CSV = "runs.csv", "summary.csv", "pairs.csv"
+SUMMARY_MD, COMPARISON_PNG = "summary.md", "comparison.png"
+# A tuning project (tuning/NAME/).
+TRIALS_CSV, BEST_FLAGS = "trials.csv", "best_flags.cfg"
 # An export version folder (saved_models/NAME/VERSION/).
 EXPORT_JSON = "export.json"
 

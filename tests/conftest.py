@@ -16,6 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # out of the runs the suite trains, child processes included, and tested on their own
 # (test_report.py asks for them explicitly).
 os.environ.setdefault("ECG_KERAS_REPORT_EXPLAIN_CLASSES", "0")
+# Under pytest-xdist (the README's ``-n 2``) two workers share the two cores: one TensorFlow
+# thread pool thread each (children inherit it) instead of two each, oversubscribed.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from ecg_keras.data import ptbxl  # noqa: E402
 
@@ -139,11 +144,22 @@ def real_ptbxl_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
-    """The real subset prepared once per test session (about 20 s on 2 cores)."""
+    """The real subset prepared once per test session (about 20 s on 2 cores). Under
+    pytest-xdist the workers share one copy: the first to take the lock prepares it, the
+    others find it complete (``prepare`` is a no-op on a complete folder)."""
+    import fcntl
+
     from ecg_keras.data import preparation as prepare
 
-    out = tmp_path_factory.mktemp("tfrecords") / "ptbxl100"
-    prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        out = tmp_path_factory.mktemp("tfrecords") / "ptbxl100"
+        prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, common to its workers
+    out = shared / "tfrecords_shared" / "ptbxl100"
+    with open(shared / "tfrecords_shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        prepare.prepare(prepare.PrepareConfig(ptbxl_dir=str(real_ptbxl_dir), output_dir=str(out)))
     return out
 
 
@@ -165,7 +181,9 @@ def trained_run(real_tfrecords, tmp_path_factory):
         model="vgg_small",
         epochs=4,
         features_in="model",
-        precision="auto",
+        # ECG_KERAS_TEST_PRECISION=float32 reruns the export, predict and calibration tests on
+        # a float32-trained run (the contract must hold for both; docs/results.md).
+        precision=os.environ.get("ECG_KERAS_TEST_PRECISION", "auto"),
     )
     result = train.train_and_evaluate(config, workdir, flags_text="--epochs=4\n")
     return workdir, result

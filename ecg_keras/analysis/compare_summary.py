@@ -35,11 +35,11 @@ import pandas as pd
 
 from ecg_keras import atomic, filenames
 from ecg_keras.analysis import paired, plots
+from ecg_keras.filenames import COMPARISON_PNG as PLOT
+from ecg_keras.filenames import PAIRS_CSV, RUNS_CSV, SUMMARY_CSV, SUMMARY_MD
 from ecg_keras.inference import by_id
 from ecg_keras.training import metrics
 
-RUNS_CSV, SUMMARY_CSV, PAIRS_CSV = "runs.csv", "summary.csv", "pairs.csv"
-SUMMARY_MD, PLOT = "summary.md", "comparison.png"
 PAIR_COLUMNS = [
     "a", "b", "test_macro_auc_a", "test_macro_auc_b", "difference", "mean_difference",
     "low", "high", "a_wins", "resamples", "records",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecg_keras.analysis import html_page as H
+from ecg_keras.filenames import RUNS_CSV, SUMMARY_CSV, SUMMARY_MD
 
-SUMMARY_CSV, SUMMARY_MD, RUNS_CSV = "summary.csv", "summary.md", "runs.csv"
 # runs.csv columns shown, with their digits (the rest: per-class AUCs, also 4 digits).
 RUN_COLUMNS = {"config": None, "seed": 0, "val_macro_auc": 4, "test_macro_auc": 4,
                "epochs_trained": 0, "seconds_per_epoch": 1, "train_records_per_s": 0}  # fmt: skip

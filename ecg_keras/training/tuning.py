@@ -23,11 +23,11 @@ from pathlib import Path
 
 from ecg_keras import atomic, config_flags
 from ecg_keras.config import TrainConfig
+from ecg_keras.filenames import BEST_FLAGS, TRIALS_CSV
 from ecg_keras.training import hypermodel
 from ecg_keras.training.hypermodel import OBJECTIVE, SearchSpace
 
 TUNERS = ("hyperband", "bayesian", "random")
-TRIALS_CSV, BEST_FLAGS = "trials.csv", "best_flags.cfg"
 INT_METRICS = ("epochs", "best_epoch", "worker")
 
 
