@@ -297,15 +297,15 @@ def config_from_dict(obj: dict) -> TrainConfig:
     """A TrainConfig from ``dataclasses.asdict`` output (``run.json``), tolerant of its age:
     fields added since the run was written take their defaults (which is what that run
     trained with), fields since removed are ignored."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    feature_known = {f.name for f in dataclasses.fields(FeatureConfig)}
-    obj = {k: v for k, v in obj.items() if k in known}
-    features = {k: v for k, v in obj.get("features", {}).items() if k in feature_known}
-    obj["features"] = FeatureConfig(**features)
-    for key in ("classes", "train_folds", "val_folds", "test_folds"):
-        if key in obj:
-            obj[key] = tuple(obj[key])
-    return TrainConfig(**obj)
+
+    def fields_of(cls, values: dict) -> dict:
+        # JSON has lists where the dataclass has tuples (folds, classes, stages).
+        known = {f.name for f in dataclasses.fields(cls)}
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+
+    train = fields_of(TrainConfig, obj)
+    train["features"] = FeatureConfig(**fields_of(FeatureConfig, obj.get("features", {})))
+    return TrainConfig(**train)
 
 
 def run_identity(config: TrainConfig) -> dict:

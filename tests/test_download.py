@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg_keras import download as dl
+from ecg_keras.data import physionet as dl
 
 REPO = Path(__file__).resolve().parents[1]
 TOP_LEVEL = ("ptbxl_database.csv", "scp_statements.csv", "LICENSE.txt")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from ecg_keras import visualize
+from ecg_keras.analysis import ecg_figure as visualize
 from ecg_keras.config import FeatureConfig
 from ecg_keras.data import ptbxl
 
