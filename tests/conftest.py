@@ -143,6 +143,16 @@ def real_ptbxl_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_cinc_dir() -> Path:
+    """The 57 real PhysioNet/CinC Challenge-layout records in ``../shared/data/cinc``."""
+    path = Path(
+        os.environ.get("CINC_DIR", Path(__file__).resolve().parents[2] / "shared/data/cinc")
+    )
+    assert (path / "dx_mapping.csv").is_file(), f"the Challenge-layout records are needed: {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
 def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
     """The real subset prepared once per test session (about 20 s on 2 cores). Under
     pytest-xdist the workers share one copy: the first to take the lock prepares it, the

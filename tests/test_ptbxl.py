@@ -183,3 +183,26 @@ def test_read_any_record_refuses_rates_below_100_hz(tmp_path):
     write_record(tmp_path / "rec", np.zeros((500, 12)), 50)
     with pytest.raises(ptbxl.PtbxlError, match=r"rec: sampling rate 50 Hz; at least 100 Hz"):
         ptbxl.read_any_record(tmp_path / "rec")
+
+
+def test_read_any_record_takes_a_record_line_that_names_the_signal_file(real_cinc_dir, tmp_path):
+    """Georgia releases write ``E00001.mat 12 500 5000 ...`` as the record line, which
+    ``wfdb.rdheader`` rejects; the record reads exactly as the well-formed header gives it."""
+    import shutil
+
+    source = real_cinc_dir / "E00001"
+    shutil.copy(source.with_suffix(".mat"), tmp_path / "E00001.mat")
+    header = source.with_suffix(".hea").read_text()
+    assert header.startswith("E00001 12 500 5000")
+    (tmp_path / "E00001.hea").write_text(header.replace("E00001 ", "E00001.mat ", 1))
+    with pytest.raises(ValueError):  # what wfdb itself says of it
+        wfdb.rdheader(str(tmp_path / "E00001"))
+    got, rate, notes = ptbxl.read_any_record(tmp_path / "E00001")
+    expected, expected_rate, _ = ptbxl.read_any_record(source)
+    assert rate == expected_rate == 500 and notes == []
+    np.testing.assert_array_equal(got, expected)
+    assert np.abs(got).max() > 0.1  # a real ECG in mV, not zeros
+    # A bare name that differs from the file's is still an error that names the header.
+    (tmp_path / "E00001.hea").write_text(header.replace("E00001 ", "E99999.mat ", 1))
+    with pytest.raises(ptbxl.PtbxlError, match="E00001: unreadable header"):
+        ptbxl.read_any_record(tmp_path / "E00001")

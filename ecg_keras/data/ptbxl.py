@@ -146,6 +146,19 @@ def _rdrecord(path: Path, who: str, physical: bool = True):
         return wfdb.rdrecord(str(path), physical=physical)
     except Exception as e:  # wfdb raises many types for a broken header or signal file
         error = e
+    fixed = _record_line_without_extension(path)
+    if fixed is not None:  # e.g. Georgia's "E00271.mat 12 500 5000 ...": read it as written
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in {ln.split()[0] for ln in fixed.splitlines()[1:] if ln.strip()[:1] != "#"}:
+                if (path.parent / name).is_file():
+                    os.symlink((path.parent / name).resolve(), Path(tmp) / name)
+            (Path(tmp) / f"{path.name}.hea").write_text(fixed)
+            try:
+                return wfdb.rdrecord(str(Path(tmp) / path.name), physical=physical)
+            except Exception as e:
+                error = e
     # Diagnosed only after a failure: parsing the header costs as much as reading the record
     # (about 4 ms), and ``prepare`` reads every PTB-XL record through here.
     try:
@@ -157,6 +170,25 @@ def _rdrecord(path: Path, who: str, physical: bool = True):
     if missing:
         raise PtbxlError(f"{who}: {', '.join(missing)} not found (named in {path.name}.hea)")
     raise PtbxlError(f"{who}: unreadable signal ({type(error).__name__}: {error})")
+
+
+def _record_line_without_extension(path: Path) -> str | None:
+    """The header text with its record line's name made bare, when that line names the record
+    with a file extension (``E00271.mat 12 500 5000 ...``: some Georgia releases of the
+    PhysioNet/CinC Challenge data; ``wfdb.rdheader`` rejects it, the Challenge's loader reads
+    it), else None."""
+    text = path.with_name(path.name + ".hea").read_text(errors="replace")
+    lines = text.splitlines(keepends=True)
+    for k, line in enumerate(lines):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.strip().partition(" ")
+        stem = name.split("/")[0]
+        if stem != path.name and Path(stem).stem == path.name and Path(stem).suffix:
+            lines[k] = f"{path.name} {rest}\n"
+            return "".join(lines)
+        return None
+    return None
 
 
 def checked_record(path, sampling_rate: int, ecg_id: int | None = None, physical: bool = True):
