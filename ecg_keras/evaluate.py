@@ -16,7 +16,7 @@ split, ECE and Brier score before and after; ``reliability.png`` draws both. ``r
 from __future__ import annotations
 
 from ecg_keras import cli_errors
-from ecg_keras.analysis.evaluation import evaluate_run
+from ecg_keras.analysis.evaluation import evaluate_external_dirs, evaluate_run
 
 
 def define_flags():
@@ -27,6 +27,12 @@ def define_flags():
     flags.DEFINE_list("folds", None, "Test folds (default: the run's, usually 10).")
     flags.DEFINE_list("windows", None, "window_seconds,stride_seconds; 0 = whole records.")
     flags.DEFINE_enum("aggregate", None, ["max", "mean"], "How windows combine.")
+    flags.DEFINE_multi_string(
+        "external_dir",
+        [],
+        "Challenge-layout records (a folder or its RECORDS file; repeatable): score the run, "
+        "ensemble or export --workdir on them into WORKDIR/external/NAME/ instead.",
+    )
     flags.mark_flag_as_required("workdir")
 
 
@@ -35,6 +41,25 @@ def main(argv):
 
     del argv
     f = flags.FLAGS
+    if f.external_dir:
+        with cli_errors.exit_on():
+            results = evaluate_external_dirs(f.workdir, f.external_dir)
+        for r in results:
+            auc = "n/a" if r["macro_auc"] is None else f"{r['macro_auc']:.4f}"
+            ci = (
+                r["macro_auc_ci"]
+                and f" (90% CI {r['macro_auc_ci'][0]:.4f}-{r['macro_auc_ci'][1]:.4f})"
+            )
+            print(
+                f"{r['name']}: macro AUC {auc}{ci or ''} on {r['num_scored']} scored of "
+                f"{r['num_records']} records ({r['num_refused']} refused, "
+                f"{r['num_unknown_status']} of unknown superclass status); per class "
+                + ", ".join(
+                    f"{c} {'n/a' if a is None else f'{a:.3f}'}"
+                    for c, a in r["per_class_auc"].items()
+                )
+            )
+        return
     with cli_errors.exit_on():
         windows = None
         if f.windows is not None:

@@ -18,10 +18,11 @@ failed. More than ``PROGRESS_MIN_RECORDS`` records show a progress bar on stderr
 
 Any WFDB record with the 12 standard leads is accepted (``ptbxl.read_any_record``): leads are
 matched by name and put in the model's order, another sampling rate is resampled to the
-model's (``scipy.signal.resample_poly``), and the length is fitted to the model's 10 s: a
-longer record keeps its first 10 s; a shorter one (at least ``MIN_SECONDS``) is repeated from
-its start until 10 s, because the model has only seen ECGs, never a flat pad. A .tflite file
-needs the ``metadata.json`` that ``export`` writes next to it.
+model's (``scipy.signal.resample_poly``). A longer record than the model's 10 s is scored over
+its whole length with the evaluation's windows, stride and aggregation (10 s spans through the
+signature, ``inference.records.combine_spans``); a shorter one (at least ``MIN_SECONDS``) is
+repeated from its start until 10 s, because the model has only seen ECGs, never a flat pad. A
+.tflite file needs the ``metadata.json`` that ``export`` writes next to it.
 """
 
 from __future__ import annotations

@@ -302,3 +302,49 @@ def test_predict_cli_flag_errors_come_before_any_work(tmp_path):
         assert done.returncode == 1 and message in done.stderr, done.stderr[-3000:]
         assert "neither a SavedModel" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["rec.dat", "rec.hea"]
+
+
+MAX_META = {
+    "sampling_rate": 100,
+    "input_samples": 1000,
+    "windows": {"seconds": 2.5, "stride_seconds": 1.25, "count": 7, "aggregate": "max"},
+    "calibration": None,
+}
+
+
+def test_long_records_are_cut_into_spans_whose_windows_continue_one_grid():
+    signal = np.arange(2600 * 12, dtype=np.float32).reshape(2600, 12)  # 26 s at 100 Hz
+    spans, starts, notes = predict.spans_for_model(signal, 100.0, MAX_META)
+    # 8.75 s apart: each span's 7 windows (0, 1.25 ... 7.5 s) continue the previous span's.
+    assert starts == [0, 875, 1600] and spans.shape == (3, 1000, 12)
+    assert notes == ["scored over its whole 26 s in 3 spans of 10 s"]
+    window_starts = sorted({s + k * 125 for s in starts[:2] for k in range(7)})
+    assert window_starts == list(range(0, 14 * 125, 125))  # one grid, no gap, no repeat
+    np.testing.assert_array_equal(spans[2], signal[1600:])  # the last span ends the record
+    one, starts, _ = predict.spans_for_model(signal[:1000], 100.0, MAX_META)
+    assert starts == [0] and one.shape == (1, 1000, 12)
+    assert predict.span_starts(1875, MAX_META) == [0, 875]  # the grid reaches the end exactly
+
+
+def test_spans_combine_as_one_record_of_all_their_windows():
+    from ecg_keras.training import calibration
+
+    rng = np.random.default_rng(0)
+    windows = rng.uniform(0.01, 0.99, (3, 7, 2))  # [spans, windows, classes]
+    params = calibration.fit(rng.integers(0, 2, (40, 2)), rng.uniform(0.05, 0.95, (40, 2)))
+    starts = [0, 875, 1600]
+    # What the signature gives per span: the calibrated max of the span's windows.
+    outputs = {
+        "probabilities": calibration.apply(params, windows.max(1)),
+        "window_probabilities": windows,
+    }
+    meta = {**MAX_META, "calibration": params}
+    got = predict.combine_spans(outputs, starts, meta)
+    np.testing.assert_allclose(got, calibration.apply(params, windows.max((0, 1))[None])[0])
+    # mean: every distinct window once (the last span's windows are off the grid: all count).
+    mean_meta = {**meta, "windows": {**meta["windows"], "aggregate": "mean"}}
+    got = predict.combine_spans(outputs, starts, mean_meta)
+    expected = calibration.apply(params, windows.reshape(-1, 2).mean(0)[None])[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    overlap = predict.combine_spans(outputs, [0, 125, 1600], mean_meta)  # 6 shared windows
+    assert not np.allclose(overlap, expected)

@@ -142,3 +142,26 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
     path = workdir / filenames.METRICS
     previous = json.loads(path.read_text()) if path.is_file() else {}  # training's own keys
     return evaluate_predictor(predictor.with_config(config), workdir, data_dir, previous)
+
+
+def evaluate_external_dirs(path, sources) -> list[dict]:
+    """Scores the run, ensemble or export at ``path`` on each folder of Challenge-layout
+    records in ``sources`` (``analysis.external``), into ``PATH/external/NAME/``; a run's or
+    ensemble's ``report.html`` is rewritten with them. Returns each folder's metrics.json.
+
+    Raises:
+      ValueError / FileNotFoundError naming the path or folder that is wrong.
+    """
+    from ecg_keras.analysis import external
+    from ecg_keras.analysis import report as report_html
+    from ecg_keras.inference import predictor as predictor_lib
+
+    path = Path(path)
+    names = [external.source_records(s)[0] for s in sources]  # bad folders fail before loading
+    if len(set(names)) != len(names):
+        raise ValueError(f"--external_dir: two folders share a name ({names}); rename one")
+    predictor = predictor_lib.load(path)
+    results = [external.evaluate_external(predictor, s, path / filenames.EXTERNAL) for s in sources]
+    if filenames.kind(path) in ("run", "ensemble") and (path / filenames.METRICS).is_file():
+        report_html.write(path)
+    return results

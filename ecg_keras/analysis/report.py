@@ -143,7 +143,36 @@ def _common_sections(folder: Path, config, metrics: dict, scored: Scored) -> str
     out += H.section("reliability", "Reliability diagram", _reliability(folder, metrics))
     out += H.section("confusion", "Confusion counts at the thresholds (test)",
                      _confusion(metrics, scored))  # fmt: skip
+    external = _external(folder)
+    if external:
+        out += H.section("external", "Other databases (evaluate --external_dir)", external)
     return out
+
+
+def _external(folder: Path) -> str:
+    """A table of every ``external/NAME/metrics.json`` (``analysis.external``), or ""."""
+    found = sorted((folder / filenames.EXTERNAL).glob("*/metrics.json"))
+    if not found:
+        return ""
+    rows, classes = [], []
+    for path in found:
+        result = json.loads(path.read_text())
+        classes = classes or result["classes"]
+        aucs = [H.number(result["per_class_auc"].get(c)) if result["per_class_auc"].get(c)
+                is not None else "n/a" for c in classes]  # fmt: skip
+        ci = result.get("macro_auc_ci")
+        rows.append([
+            result["name"], result["num_records"], result["num_refused"], result["num_scored"],
+            "n/a" if result["macro_auc"] is None else H.number(result["macro_auc"]),
+            f"{H.number(ci[0])}-{H.number(ci[1])}" if ci else "n/a", *aucs,
+        ])  # fmt: skip
+    header = ["database", "records", "refused", "scored", "macro AUC", "90% CI", *classes]
+    note = H.paragraph(
+        "Superclass labels from each record's SNOMED-CT codes (data/snomed.py); records with "
+        "only rhythm, ectopy or form codes are predicted but not scored. Whole records, "
+        "calibrated probabilities; per-record rows in external/NAME/predictions.csv."
+    )
+    return H.table(header, rows) + note
 
 
 def _reliability(folder: Path, metrics: dict) -> str:

@@ -1,27 +1,22 @@
-"""Predict the classes of WFDB ECG records with an exported model.
+"""Real-world records fitted to a trained model, and the rows ``predict`` writes for them.
 
-    python -m ecg_keras.predict --model=saved_models/NAME/VERSION|FILE.tflite \
-        [--record=PATH/00001_lr ...] [--record_dir=DIR ...] [--ptbxl_dir=DIR --ecg_ids=1,2,3] \
-        [--output=FILE.csv|FILE.jsonl]
-
-Records run in the order given: ``--record`` paths, then each ``--record_dir`` (the records
-its ``RECORDS`` file lists, else every ``*.hea`` in it, sorted), then ``--ecg_ids``. Without
-``--output``, one JSON line per record goes to stdout: ``record``, ``probabilities`` (class ->
-probability, calibrated as the export's ``metadata.json`` records), ``labels`` (classes at or
-above the exported validation thresholds), ``notes`` (what was done to fit the record to the
-model) and, for ``--ecg_ids``, ``ecg_id``. With
-``--output``, one flat row per record (``record``, ``ecg_id``, one column per class,
-``labels`` joined by ";", ``notes`` joined by "; ", ``error``) goes to a CSV or JSON-lines
-file, which appears only once complete. A record that cannot be read gets an ``error`` and an
-``error:`` line on stderr, and the others still run; the exit code is 1 when any record
-failed. More than ``PROGRESS_MIN_RECORDS`` records show a progress bar on stderr.
+    spans, notes = spans_for_model(signal, rate, metadata)   # whole record, 10 s spans
+    outputs = predictor(spans)                               # the export signature, per span
+    probabilities = combine_spans(outputs, len(spans), metadata)
 
 Any WFDB record with the 12 standard leads is accepted (``ptbxl.read_any_record``): leads are
 matched by name and put in the model's order, another sampling rate is resampled to the
-model's (``scipy.signal.resample_poly``), and the length is fitted to the model's 10 s: a
-longer record keeps its first 10 s; a shorter one (at least ``MIN_SECONDS``) is repeated from
-its start until 10 s, because the model has only seen ECGs, never a flat pad. A .tflite file
-needs the ``metadata.json`` that ``export`` writes next to it.
+model's (``scipy.signal.resample_poly``). A record of the model's 10 s is one input. A longer
+one is scored over its whole length with the evaluation's own windows, stride and aggregation:
+it is cut into 10 s spans at a stride of ``count x window stride`` (8.75 s for 7 windows of
+2.5 s at 1.25 s), so that the spans' windows continue each other's 1.25 s grid exactly (a last
+span is aligned to the record's end), every span goes through the signature as any record
+does, and ``combine_spans`` aggregates them: for ``max`` the largest of the spans' calibrated
+probabilities (the calibration is increasing, so that is the calibration of the max over all
+windows, exactly), for ``mean`` the calibrated mean of every distinct window's probability.
+A shorter record (at least ``MIN_SECONDS``) is repeated from its start until 10 s, because the
+model has only seen ECGs, never a flat pad. The ``predict`` command (``predict.py``) writes
+one JSON line or CSV row per record (``predict_all``).
 """
 
 from __future__ import annotations
@@ -63,8 +58,23 @@ OUTPUT_SUFFIXES = (".csv", ".jsonl")
 PROGRESS_MIN_RECORDS = 20
 
 
+def resample_to_model(signal: np.ndarray, rate: float, target: int) -> np.ndarray:
+    """float32 [samples, 12] at ``rate`` Hz -> float32 [samples', 12] at ``target`` Hz."""
+    import scipy.signal
+
+    if rate == target:
+        return np.asarray(signal, np.float32)
+    ratio = Fraction(target / rate).limit_denominator(1000)
+    out = scipy.signal.resample_poly(
+        signal, ratio.numerator, ratio.denominator, axis=0, padtype=PADTYPE
+    )
+    return out.astype(np.float32)
+
+
 def fit_to_model(signal: np.ndarray, rate: float, metadata: dict) -> tuple[np.ndarray, list[str]]:
-    """Resamples and pads or crops one record to the model's input.
+    """Resamples and pads or crops one record to exactly one model input (its first 10 s):
+    what a fixed-length consumer (``explain``, the robustness pairs) takes; ``predict`` scores
+    whole records through ``spans_for_model`` instead.
 
     Args:
       signal: float32 [samples, 12] mV in the model's lead order, at ``rate`` Hz.
@@ -76,19 +86,12 @@ def fit_to_model(signal: np.ndarray, rate: float, metadata: dict) -> tuple[np.nd
     Raises:
       ptbxl.PtbxlError: a record shorter than ``MIN_SECONDS``.
     """
-    import scipy.signal
-
     target, samples = metadata["sampling_rate"], metadata["input_samples"]
     seconds = len(signal) / rate
     if seconds < MIN_SECONDS:
         raise ptbxl.PtbxlError(f"{seconds:.2f} s long; the model needs at least {MIN_SECONDS} s")
-    notes = []
-    if rate != target:
-        ratio = Fraction(target / rate).limit_denominator(1000)
-        signal = scipy.signal.resample_poly(
-            signal, ratio.numerator, ratio.denominator, axis=0, padtype=PADTYPE
-        )
-        notes.append(f"resampled from {rate:g} Hz to {target} Hz")
+    notes = [f"resampled from {rate:g} Hz to {target} Hz"] if rate != target else []
+    signal = resample_to_model(signal, rate, target)
     if len(signal) > samples:
         signal = signal[:samples]
         notes.append(f"cropped from {seconds:g} s to its first {samples / target:g} s")
@@ -98,15 +101,95 @@ def fit_to_model(signal: np.ndarray, rate: float, metadata: dict) -> tuple[np.nd
     return np.ascontiguousarray(signal, np.float32), notes
 
 
+def span_starts(samples: int, metadata: dict) -> list[int]:
+    """Where the 10 s spans of a record of ``samples`` (at the model's rate) start: every
+    ``count x window stride`` samples, so that the spans' windows continue one grid, plus a
+    last span aligned to the record's end when the grid does not reach it."""
+    size = metadata["input_samples"]
+    windows = metadata["windows"]
+    rate = metadata["sampling_rate"]
+    count = windows["count"]
+    step = round(count * windows["stride_seconds"] * rate) if count > 1 else size
+    starts = list(range(0, samples - size + 1, step))
+    if starts[-1] + size < samples:
+        starts.append(samples - size)
+    return starts
+
+
+def spans_for_model(signal: np.ndarray, rate: float, metadata: dict):
+    """A whole record as model inputs (see the module docstring).
+
+    Args:
+      signal: float32 [samples, 12] mV in the model's lead order, at ``rate`` Hz.
+      metadata: the export's metadata (``sampling_rate``, ``input_samples``, ``windows``).
+
+    Returns:
+      (float32 [spans, input_samples, 12], span starts in samples at the model's rate, notes).
+
+    Raises:
+      ptbxl.PtbxlError: a record shorter than ``MIN_SECONDS``.
+    """
+    target, size = metadata["sampling_rate"], metadata["input_samples"]
+    if len(signal) / rate <= size / target:
+        one, notes = fit_to_model(signal, rate, metadata)
+        return one[np.newaxis], [0], notes
+    notes = [f"resampled from {rate:g} Hz to {target} Hz"] if rate != target else []
+    signal = resample_to_model(signal, rate, target)
+    starts = span_starts(len(signal), metadata)
+    notes.append(
+        f"scored over its whole {len(signal) / target:g} s in {len(starts)} spans of "
+        f"{size / target:g} s"
+    )
+    spans = np.stack([signal[s : s + size] for s in starts])
+    return np.ascontiguousarray(spans, np.float32), starts, notes
+
+
+def combine_spans(outputs: dict, starts, metadata: dict) -> np.ndarray:
+    """One record's calibrated probabilities float32 [classes] from its spans' signature
+    outputs (``probabilities`` [spans, classes], ``window_probabilities`` [spans, windows,
+    classes]); one span: its own ``probabilities``.
+
+    ``max``: the largest span probability, which is the calibration of the max over all
+    windows (the calibration is increasing). ``mean``: the mean of the distinct windows' own
+    probabilities (the end-aligned span's windows lie off the grid, and count once each),
+    calibrated. An ensemble's ``max`` takes the largest span probability of the members'
+    mean, which for one span is exact and for several an upper bound of the members' mean of
+    whole-record maxima.
+    """
+    from ecg_keras.training import calibration
+
+    probabilities = np.asarray(outputs["probabilities"], np.float32)
+    if len(starts) == 1:
+        return probabilities[0]
+    if metadata["windows"]["aggregate"] == "max":
+        return probabilities.max(0)
+    rate, w = metadata["sampling_rate"], metadata["windows"]
+    stride = round(w["stride_seconds"] * rate)
+    windows = np.asarray(outputs["window_probabilities"], np.float64)
+    distinct = {}
+    for start, span in zip(starts, windows, strict=True):
+        for k, window in enumerate(span):
+            distinct.setdefault(start + k * stride, window)
+    mean = np.mean(list(distinct.values()), axis=0)[np.newaxis]
+    params = metadata.get("calibration")
+    return (calibration.apply(params, mean) if params else mean)[0].astype(np.float32)
+
+
+def score_record(predictor, signal: np.ndarray, rate: float):
+    """(calibrated probabilities float32 [classes], notes) of one whole record."""
+    spans, starts, notes = spans_for_model(signal, rate, predictor.metadata)
+    return combine_spans(predictor(spans), starts, predictor.metadata), notes
+
+
 def predict_record(predictor, path) -> dict:
     """The JSON line of one record (see the module docstring); raises PtbxlError."""
     signal, rate, notes = ptbxl.read_any_record(path)
     try:
-        signal, fit_notes = fit_to_model(signal, rate, predictor.metadata)
+        probabilities, fit_notes = score_record(predictor, signal, rate)
     except ptbxl.PtbxlError as e:
         raise ptbxl.PtbxlError(f"{path}: {e}") from None
-    probabilities = predictor(signal[np.newaxis])["probabilities"][0]
     classes, thresholds = predictor.metadata["classes"], predictor.metadata["thresholds"]
+    thresholds = np.asarray(thresholds, np.float32)
     return {
         "record": str(path),
         "probabilities": {
