@@ -86,3 +86,34 @@ def test_evaluate_external_dir_scores_whole_records_and_keeps_bad_ones(
     np.testing.assert_allclose(georgia, expected.to_numpy(float), atol=1e-6)
     html = (run / "report.html").read_text()
     assert 'id="external"' in html and ">cinc<" in html and ">mixed<" in html
+
+
+@pytest.mark.slow
+def test_a_long_record_is_judged_on_all_of_it(trained_run, real_ptbxl_dir):
+    """10 s of a normal ECG followed by 10 s of bundle branch block: the 20 s record gets the
+    block's CD probability, not the normal one's (it was judged on its first 10 s before)."""
+    from ecg_keras.inference import records
+    from ecg_keras.inference.predictor import Predictor
+
+    workdir, _ = trained_run
+    predictor = Predictor.from_workdir(workdir)
+    db = ptbxl.load_database(real_ptbxl_dir)
+    test = db[db.strat_fold == 10]
+    codes = test.scp_codes.map(set)  # already parsed to dicts: their keys
+    normal = [i for i in test.index if codes[i] == {"NORM", "SR"}][:20]
+    blocks = [i for i in test.index if codes[i] & {"CLBBB", "CRBBB"}]
+    signal = {
+        i: ptbxl.read_signal(ptbxl.record_path(real_ptbxl_dir, db.loc[i], 100), 100)
+        for i in normal + blocks
+    }
+    cd = predictor.classes.index("CD")
+    alone = {i: records.score_record(predictor, s, 100.0)[0][cd] for i, s in signal.items()}
+    calm = min(normal, key=alone.get)
+    block = max(blocks, key=alone.get)
+    assert alone[block] - alone[calm] > 0.3  # the model tells these two apart
+    stitched = np.concatenate([signal[calm], signal[block]])  # [2000, 12]: 20 s
+    got, notes = records.score_record(predictor, stitched, 100.0)
+    assert notes == ["scored over its whole 20 s in 3 spans of 10 s"]  # 0, 8.75 and 10 s
+    assert abs(got[cd] - alone[block]) <= 0.1, (got[cd], alone[block], alone[calm])
+    first_10_s, _ = records.score_record(predictor, stitched[:1000], 100.0)
+    assert first_10_s[cd] == pytest.approx(alone[calm], abs=1e-6)  # what the crop gave
