@@ -2,7 +2,7 @@
 
     python benchmarks/whole_record_bench.py --model=runs/NAME [--record_dir=../shared/data/cinc]
 
-Over every record of ``--record_dir`` longer than the model's 10 s (27 of the 57 shared
+Over every record of ``--record_dir`` longer than the model's 10 s (20 of the 57 shared
 Challenge-layout records: CPSC-Extra 6-60 s, PTB 38-115 s), each read as ``predict`` reads it,
 prints one JSON object:
 - ``change``: per class and over each record's largest class, the median, 95th percentile and

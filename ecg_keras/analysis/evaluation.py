@@ -146,7 +146,8 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
 
 def evaluate_external_dirs(path, sources) -> list[dict]:
     """Scores the run, ensemble or export at ``path`` on each folder of Challenge-layout
-    records in ``sources`` (``analysis.external``), into ``PATH/external/NAME/``; a run's or
+    records in ``sources`` (``analysis.external``), into ``PATH/external/NAME/`` (a .tflite
+    file: ``external/STEM/NAME/`` beside it); a run's or
     ensemble's ``report.html`` is rewritten with them. Returns each folder's metrics.json.
 
     Raises:
@@ -161,7 +162,13 @@ def evaluate_external_dirs(path, sources) -> list[dict]:
     if len(set(names)) != len(names):
         raise ValueError(f"--external_dir: two folders share a name ({names}); rename one")
     predictor = predictor_lib.load(path)
-    results = [external.evaluate_external(predictor, s, path / filenames.EXTERNAL) for s in sources]
+    # A .tflite file's results go beside it, under its own name (int8.tflite: external/int8/).
+    root = (
+        path.parent / filenames.EXTERNAL / path.stem
+        if path.is_file()
+        else path / filenames.EXTERNAL
+    )
+    results = [external.evaluate_external(predictor, s, root) for s in sources]
     if filenames.kind(path) in ("run", "ensemble") and (path / filenames.METRICS).is_file():
         report_html.write(path)
     return results
