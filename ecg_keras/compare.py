@@ -4,14 +4,8 @@
         --output_dir=runs/compare_NAME [--train_folds=... --val_folds=... --test_folds=...] \
         [--ptbxl_dir=DIR] [any training flag, applied to every config] [--overwrite]
 
-Every ``--flagfile`` here is a config to compare (absl would otherwise merge them into one).
-Run (config A, seed N) is exactly ``python -m ecg_keras.train --flagfile=A.cfg [training
-flags given here] --seed=N --workdir=OUTPUT_DIR/A/seedN``: it is that command, run in a
-child process, one run at a time. A run whose ``flags.cfg`` is that command's and whose
-``metrics.json`` holds test results is reused; a killed one resumes (``train``'s ``backup/``).
-Then ``summary.md``, ``summary.csv`` (one row per config), ``pairs.csv`` (one row per pair
-of configs), ``runs.csv`` (one row per run), ``comparison.png`` (see ``compare_summary``) and
-``report.html`` (``analysis/report.py``).
+This module only parses the flags;
+``ecg_keras.analysis.comparison.compare`` does the work and says what is written.
 """
 
 from __future__ import annotations

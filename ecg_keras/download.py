@@ -3,10 +3,8 @@
     python -m ecg_keras.download --output_dir=DIR [--version=1.0.3] \
         [--sampling_rate=100|500|both] [--max_ecg_id=N] [--base_url=URL]
 
-``--sampling_rate=100 --max_ecg_id=2000`` fetches a ~50 MB quickstart subset. Every file is
-written to ``<name>.part``, checked against its sha256 and only then renamed, so a file under
-its final name is always complete and verified. An interrupted run resumes the ``.part`` files
-with HTTP Range requests, and a rerun skips files that already verify.
+This module only parses the flags;
+``ecg_keras.data.physionet.download`` does the work and says what is written.
 """
 
 from __future__ import annotations

@@ -2,16 +2,8 @@
 
     python -m ecg_keras.ensemble --workdirs=runs/a,runs/b[,...] --output_dir=runs/ens_NAME
 
-Each member predicts the validation and test folds as ``evaluate`` does for it (its own
-model, features, normalization statistics and window aggregation); the ensemble's
-probability for a record and class is the mean of the members' window-aggregated
-probabilities, matched by ecg_id. Members must share the task, the classes and the
-train/validation/test folds. The output dir receives what a run's evaluation writes:
-``metrics.json`` (``evaluate.report``: F1 thresholds from validation, test macro AUC with its
-bootstrap interval, F1, Fmax, the calibration of the averaged probabilities fitted on
-validation with ECE and Brier score before and after; plus ``members``),
-``predictions_test.csv``, ``roc_test.png``, ``reliability.png``, ``ensemble.json`` (each
-member's workdir, model, seed and own validation/test macro AUC) and ``report.html``.
+This module only parses the flags;
+``ecg_keras.analysis.ensembling.ensemble`` does the work and says what is written.
 """
 
 from __future__ import annotations

@@ -2,15 +2,11 @@
 
     python -m ecg_keras.evaluate --workdir=runs/NAME [--data_dir=...] [--folds=10] \
         [--windows=2.5,1.25 --aggregate=max|mean]
+    python -m ecg_keras.evaluate --workdir=RUN|ENSEMBLE|saved_models/NAME/V|FILE.tflite \
+        --external_dir=DIR [--external_dir=DIR2 ...]   # other databases: RUN/external/DIR/
 
-A record's prediction is the max (or mean) of the model's sigmoid outputs over 2.5 s windows
-at a 1.25 s stride, as in the PTB-XL benchmark; with ``--windows=0`` the model sees the whole
-10 s record. Thresholds for F1 are chosen on the validation folds and applied to the test
-folds. Probabilities are calibrated per class on the validation folds (Platt scaling,
-``training/calibration.py``): metrics.json records the parameters (``calibration``) and, per
-split, ECE and Brier score before and after; ``reliability.png`` draws both. ``report.html``
-(``analysis/report.py``) is rewritten from them last. The library functions are what
-``train`` calls after training.
+This module only parses the flags; ``ecg_keras.analysis.evaluation.evaluate_run`` and
+``evaluate_external_dirs`` (``analysis/external.py``) do the work and say what is written.
 """
 
 from __future__ import annotations

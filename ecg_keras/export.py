@@ -4,21 +4,8 @@
         --output_dir=saved_models/NAME [--version=N] \
         [--tflite=float32,float16,dynamic_int8,int8] [--data_dir=...] [--calibration_records=200]
 
-Writes ``OUTPUT_DIR/VERSION/`` (TF Serving's layout; without ``--version`` the next number
-after the highest existing one, and an existing version is never replaced): the SavedModel
-(signature ``serving_default``: ``ecg`` float32 [batch, 10 s x rate, 12] mV -> ``probabilities``,
-``labels``, ``window_probabilities``), ``assets.extra/metadata.json`` and
-``assets.extra/tf_serving_warmup_requests``, ``tflite/MODE.tflite`` with ``tflite/metadata.json``,
-and ``export.json`` (every artifact, its size and its check). Everything is written in a
-hidden temporary folder, checked (``export_check``), then renamed into place, so TF Serving
-never sees a half-written or failing version. A failing check exits with code 1 and leaves the
-artifacts in ``OUTPUT_DIR/.failed-VERSION/`` for inspection. Takes about a minute for
-``vgg_small`` on 2 cores.
-
-``--workdir`` may also be an ensemble's output (``python -m ecg_keras.ensemble``): one set of
-artifacts whose signature runs every member and averages their probabilities, with the
-ensemble's thresholds, checked against the mean of the members' own predictions
-(``inference.Predictor``).
+This module only parses the flags;
+``ecg_keras.deploy.exporting.export`` does the work and says what is written.
 """
 
 from __future__ import annotations

@@ -4,10 +4,8 @@
         [--sampling_rate=100|500] [--records_per_shard=N] [--compression=GZIP|NONE] \
         [--overwrite] [--skip_missing]
 
-Worker processes read and check the WFDB records (the slow part); the main process
-serializes, writes and hashes. Every shard is written under a temporary name and renamed when
-complete, and ``manifest.json`` is written last, atomically: a directory with a manifest is a
-complete dataset, and one without is not.
+This module only parses the flags;
+``ecg_keras.data.preparation.prepare`` does the work and says what is written.
 """
 
 from __future__ import annotations

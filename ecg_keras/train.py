@@ -3,13 +3,8 @@ benchmark protocol.
 
     python -m ecg_keras.train --flagfile=configs/quickstart.cfg [--workdir=runs/NAME] ...
 
-The workdir receives ``flags.cfg`` (``--flagfile=WORKDIR/flags.cfg`` reruns it), ``run.json``
-(the resolved config and the normalization statistics), ``model.keras`` (the epoch with the
-best validation macro AUC, or with ``--select=last`` the last epoch), ``best.json`` (the best
-epoch and its score either way), ``history.csv``, TensorBoard logs in ``logs/``, ``metrics.json``,
-``predictions_test.csv``, ``training_curves.png``, ``roc_test.png`` and ``report.html`` (written by
-``evaluate``). A killed run continues from its last completed epoch when the same command is run
-again (``backup/``).
+This module only parses the flags;
+``ecg_keras.training.experiment.train_and_evaluate`` does the work and says what is written.
 """
 
 from __future__ import annotations

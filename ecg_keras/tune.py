@@ -4,15 +4,8 @@
         [--tuning_dir=tuning] [--project=NAME] [--tuner=hyperband|bayesian|random] \
         [--max_trials=N] [--max_epochs=N] [--executions_per_trial=N] [--overwrite]
 
-Every training flag is accepted and sets what the search does not (data, task, folds, batch
-size, seed, augmentation...). Trials train on the training folds and are scored on the
-validation folds exactly as ``train`` scores its epochs (see ``hypermodel``). Under
-``tuning/NAME/``: the KerasTuner project, ``trials.csv`` (one row per trial, rewritten as each
-ends) and ``best_flags.cfg`` (``python -m ecg_keras.train --flagfile=tuning/NAME/best_flags.cfg``
-retrains the best trial). Running the same command again continues an interrupted search;
-finished trials are kept. With ``KERASTUNER_TUNER_ID=chief`` / ``tuner0``, ``tuner1``... and
-``KERASTUNER_ORACLE_IP`` / ``KERASTUNER_ORACLE_PORT``, the same command is the chief (it
-holds the oracle and writes the results) or a worker (it runs trials).
+This module only parses the flags;
+``ecg_keras.training.tuning.tune`` does the work and says what is written.
 """
 
 from __future__ import annotations

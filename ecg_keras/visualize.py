@@ -3,10 +3,8 @@
     python -m ecg_keras.visualize --data_dir=tfrecords/ptbxl100 --ecg_id=1 --output=ecg1.png \
         [--task=superdiagnostic] [--ptbxl_dir=DIR] [--window_seconds=0.64 ...]
 
-With ``--data_dir`` the record comes from the prepared TFRecords and the spectrogram is
-normalized with ``input_pipeline.feature_stats`` on training folds 1-8, as in training. With
-``--ptbxl_dir`` the WFDB record and its labels are read from PTB-XL; without ``--data_dir``
-the log spectrogram is drawn unnormalized, and the title says so.
+This module only parses the flags;
+``ecg_keras.analysis.ecg_figure.visualize`` does the work and says what is written.
 """
 
 from __future__ import annotations

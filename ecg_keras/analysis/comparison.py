@@ -1,8 +1,6 @@
 """Train several configs over several seeds and compare them on the same test records.
 
-    python -m ecg_keras.compare --flagfile=A.cfg --flagfile=B.cfg [...] --seeds=0,1,2 \
-        --output_dir=runs/compare_NAME [--train_folds=... --val_folds=... --test_folds=...] \
-        [--ptbxl_dir=DIR] [any training flag, applied to every config] [--overwrite]
+The library behind ``python -m ecg_keras.compare``.
 
 Every ``--flagfile`` here is a config to compare (absl would otherwise merge them into one).
 Run (config A, seed N) is exactly ``python -m ecg_keras.train --flagfile=A.cfg [training

@@ -1,7 +1,6 @@
 """Draw one ECG: each lead in mV beside its spectrogram exactly as the model receives it.
 
-    python -m ecg_keras.visualize --data_dir=tfrecords/ptbxl100 --ecg_id=1 --output=ecg1.png \
-        [--task=superdiagnostic] [--ptbxl_dir=DIR] [--window_seconds=0.64 ...]
+The library behind ``python -m ecg_keras.visualize``.
 
 With ``--data_dir`` the record comes from the prepared TFRecords and the spectrogram is
 normalized with ``input_pipeline.feature_stats`` on training folds 1-8, as in training. With

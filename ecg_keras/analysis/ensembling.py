@@ -1,6 +1,6 @@
 """Average several trained runs' probabilities and score the average like one run.
 
-    python -m ecg_keras.ensemble --workdirs=runs/a,runs/b[,...] --output_dir=runs/ens_NAME
+The library behind ``python -m ecg_keras.ensemble``.
 
 Each member predicts the validation and test folds as ``evaluate`` does for it (its own
 model, features, normalization statistics and window aggregation); the ensemble's

@@ -1,7 +1,6 @@
 """Benchmark-protocol evaluation of a trained run: predictions, metrics.json, plots.
 
-    python -m ecg_keras.evaluate --workdir=runs/NAME [--data_dir=...] [--folds=10] \
-        [--windows=2.5,1.25 --aggregate=max|mean]
+The library behind ``python -m ecg_keras.evaluate``.
 
 A record's prediction is the max (or mean) of the model's sigmoid outputs over 2.5 s windows
 at a 1.25 s stride, as in the PTB-XL benchmark; with ``--windows=0`` the model sees the whole

@@ -1,7 +1,6 @@
 """Downloads PTB-XL from PhysioNet, verified against the release's ``SHA256SUMS.txt``.
 
-    python -m ecg_keras.download --output_dir=DIR [--version=1.0.3] \
-        [--sampling_rate=100|500|both] [--max_ecg_id=N] [--base_url=URL]
+The library behind ``python -m ecg_keras.download``.
 
 ``--sampling_rate=100 --max_ecg_id=2000`` fetches a ~50 MB quickstart subset. Every file is
 written to ``<name>.part``, checked against its sha256 and only then renamed, so a file under

@@ -1,8 +1,6 @@
 """PTB-XL -> sharded TFRecords grouped by ``strat_fold``, plus ``manifest.json``.
 
-    python -m ecg_keras.prepare --ptbxl_dir=DIR --output_dir=tfrecords/ptbxl100 \
-        [--sampling_rate=100|500] [--records_per_shard=N] [--compression=GZIP|NONE] \
-        [--overwrite] [--skip_missing]
+The library behind ``python -m ecg_keras.prepare``.
 
 Worker processes read and check the WFDB records (the slow part); the main process
 serializes, writes and hashes. Every shard is written under a temporary name and renamed when

@@ -1,8 +1,6 @@
 """Export a trained run for TF Serving and TFLite, and check every artifact on real records.
 
-    python -m ecg_keras.export --workdir=runs/NAME (or --model=FILE.keras) \
-        --output_dir=saved_models/NAME [--version=N] \
-        [--tflite=float32,float16,dynamic_int8,int8] [--data_dir=...] [--calibration_records=200]
+The library behind ``python -m ecg_keras.export``.
 
 Writes ``OUTPUT_DIR/VERSION/`` (TF Serving's layout; without ``--version`` the next number
 after the highest existing one, and an existing version is never replaced): the SavedModel

@@ -1,7 +1,5 @@
 """Train a CNN (spectrogram 2D or raw-signal 1D) on prepared PTB-XL and evaluate it with the
-benchmark protocol.
-
-    python -m ecg_keras.train --flagfile=configs/quickstart.cfg [--workdir=runs/NAME] ...
+benchmark protocol. The library behind ``python -m ecg_keras.train``.
 
 The workdir receives ``flags.cfg`` (``--flagfile=WORKDIR/flags.cfg`` reruns it), ``run.json``
 (the resolved config and the normalization statistics), ``model.keras`` (the epoch with the

@@ -1,8 +1,6 @@
 """KerasTuner search over spectrogram VGG and ResNet configs, scored on validation macro AUC.
 
-    python -m ecg_keras.tune --flagfile=configs/tune_superdiagnostic.cfg [--data_dir=...] \
-        [--tuning_dir=tuning] [--project=NAME] [--tuner=hyperband|bayesian|random] \
-        [--max_trials=N] [--max_epochs=N] [--executions_per_trial=N] [--overwrite]
+The library behind ``python -m ecg_keras.tune``.
 
 Every training flag is accepted and sets what the search does not (data, task, folds, batch
 size, seed, augmentation...). Trials train on the training folds and are scored on the
