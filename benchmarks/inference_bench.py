@@ -61,13 +61,10 @@ def load_artifacts(export_dir: Path, data_dir):
     records = export_check.load_records(predictor.run, predictor.config.test_folds)
     meta = json.loads(runtime.metadata_path(export_dir).read_text())
 
-    def keras_probabilities(ecg):
-        return predictor.probabilities(ecg)
-
-    artifacts = [("keras", keras_probabilities, Path(source["model"]).stat().st_size)]
+    artifacts = [("keras", predictor.probabilities, Path(source["model"]).stat().st_size)]
     for artifact in report["artifacts"][1:]:
-        predictor = runtime.load(export_dir / artifact["path"], num_threads=1)
-        artifacts.append((artifact["name"], predictor.probabilities, predictor.size_bytes))
+        loaded = runtime.load(export_dir / artifact["path"], num_threads=1)
+        artifacts.append((artifact["name"], loaded.probabilities, loaded.size_bytes))
     return records, artifacts, meta
 
 

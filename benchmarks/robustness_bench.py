@@ -69,10 +69,11 @@ def main():
 
     from ecg_keras.analysis import robustness
     from ecg_keras.data import ptbxl
+    from ecg_keras.inference import predictor
 
     start = time.perf_counter()
     ptbxl_dir = args.ptbxl_dir or ptbxl.default_dir()
-    model = robustness.load_model(args.workdir)
+    model = predictor.load(args.workdir)
     meta, classes = model.metadata, model.metadata["classes"]
     bar = dict(desc="reading pairs", unit="pair", file=sys.stderr)
     pairs = robustness.read_pairs(ptbxl_dir, meta, args.limit, lambda it: tqdm.tqdm(it, **bar))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ecg_keras.analysis import robustness
+from ecg_keras.inference import predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def paired(trained_run, real_ptbxl_dir):
     """The session's trained run and its answers for 120 recordings present at both rates."""
-    model = robustness.load_model(trained_run[0])
+    model = predictor.load(trained_run[0])
     pairs = robustness.read_pairs(real_ptbxl_dir, model.metadata, limit=120)
     return model, pairs, model.probabilities(pairs.low), model.probabilities(pairs.high)
 

@@ -15,7 +15,6 @@ split, ECE and Brier score before and after; ``reliability.png`` draws both. ``r
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from ecg_keras import atomic, filenames
@@ -123,11 +122,12 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
       windows: (window_seconds, stride_seconds), (0, 0) for whole records; default: the run's.
       aggregate: ``max`` or ``mean``; default: the run's.
     """
-    from ecg_keras.inference.predictor import Predictor
+    from ecg_keras.inference.predictor import Predictor, run_metrics
 
     workdir = Path(workdir)
     data_dir = data_dir and str(data_dir)
-    predictor = Predictor.from_workdir(workdir, data_dir=data_dir, metrics_required=False)
+    previous = run_metrics(workdir, required=False)  # training's own keys are kept
+    predictor = Predictor.from_workdir(workdir, data_dir=data_dir, metrics=previous)
     config = predictor.config
     changes = {}
     if windows is not None:
@@ -138,8 +138,6 @@ def evaluate_run(workdir, data_dir=None, folds=None, windows=None, aggregate=Non
         test_folds=tuple(folds or config.test_folds),
         aggregate=aggregate or config.aggregate,
     )
-    path = workdir / filenames.METRICS
-    previous = json.loads(path.read_text()) if path.is_file() else {}  # training's own keys
     return evaluate_predictor(predictor.with_config(config), workdir, data_dir, previous)
 
 

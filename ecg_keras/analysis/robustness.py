@@ -1,6 +1,6 @@
 """Does a model give the same answer however an ECG was recorded? Paired-record measurements.
 
-    model = robustness.load_model("runs/NAME")  # or saved_models/NAME/VERSION, or a .tflite
+    model = inference.predictor.load("runs/NAME")  # or saved_models/NAME/VERSION, a .tflite
     pairs = robustness.read_pairs(ptbxl_dir, model.metadata)  # every record at both rates
     p100, p500 = model.probabilities(pairs.low), model.probabilities(pairs.high)
     robustness.differences(p100, p500)  # per-class and per-record |p100 - p500|
@@ -152,12 +152,3 @@ def rewritten(paths, metadata: dict, shuffle_seed: int | None, micro_volts: bool
             )
             out.append(read_for_model(Path(tmp) / f"r{k}", metadata))
     return np.stack(out)
-
-
-def load_model(path):
-    """``inference.predictor.load``: a ``Predictor`` for a training workdir or ensemble, the
-    export's runtime for a SavedModel version folder or a .tflite file; both have
-    ``metadata`` and ``probabilities(ecg)``."""
-    from ecg_keras.inference import predictor
-
-    return predictor.load(path)

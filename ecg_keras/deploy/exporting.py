@@ -92,8 +92,7 @@ def _write_artifacts(tmp: Path, source, config: ExportConfig, name: str, version
         calibration = export_check.load_records(
             source.run, run_config.train_folds, config.calibration_records, run_config.seed
         ).signals
-    meta = source.metadata
-    meta.update(name=name, version=version)
+    meta = {**source.metadata, "name": name, "version": version}
     log(f"writing the SavedModel (version {version})")
     serving.write_saved_model(tmp, source.endpoint, run_config)
     runtime.metadata_path(tmp).parent.mkdir()

@@ -154,7 +154,12 @@ class Predictor:
 
     @classmethod
     def from_workdir(
-        cls, path, model=None, data_dir: str | None = None, metrics_required: bool = True
+        cls,
+        path,
+        model=None,
+        data_dir: str | None = None,
+        metrics_required: bool = True,
+        metrics: dict | None = None,
     ) -> Predictor:
         """A training workdir (``run.json``) or an ensemble folder (``ensemble.json``).
 
@@ -162,6 +167,7 @@ class Predictor:
           model: a .keras file to use instead of WORKDIR/model.keras (a run only).
           data_dir: the prepared TFRecords to read instead of the run's.
           metrics_required: refuse a folder whose metrics.json has no thresholds yet.
+          metrics: the folder's metrics.json content when the caller has read it already.
 
         Raises:
           FileNotFoundError / ValueError naming the folder or member that is wrong.
@@ -169,7 +175,7 @@ class Predictor:
         from ecg_keras.data import manifest
 
         path = Path(path)
-        saved = run_metrics(path, metrics_required)
+        saved = run_metrics(path, metrics_required) if metrics is None else metrics
         info = {"workdir": str(path), "test_macro_auc": saved.get("test", {}).get("macro_auc")}
         if (path / filenames.ENSEMBLE).is_file() and not model:
             listed = json.loads((path / filenames.ENSEMBLE).read_text())["members"]
@@ -253,9 +259,10 @@ class Predictor:
     def is_ensemble(self) -> bool:
         return len(self.members) > 1
 
-    @property
+    @functools.cached_property
     def metadata(self) -> dict:
-        """What an export of this predictor would carry in ``metadata.json``."""
+        """What an export of this predictor would carry in ``metadata.json``; built once, as
+        ``predict`` reads it for every record: treat it as read-only."""
         from ecg_keras.deploy import serving
 
         return serving.metadata(
