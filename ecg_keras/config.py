@@ -158,6 +158,9 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     seed: int = 0
+    # A trained run's workdir to start from (fine-tuning, ``training/warm_start.py``): its
+    # weights by layer name and shape, a new head where the classes differ, its statistics.
+    init_from: str = ""
     # The PTB-XL benchmark split: folds 1-8 train, 9 validation, 10 test.
     train_folds: tuple[int, ...] = ptbxl.TRAIN_FOLDS
     val_folds: tuple[int, ...] = ptbxl.VAL_FOLDS

@@ -9,9 +9,9 @@ import pytest
 from ecg_keras.analysis import comparison as compare
 from ecg_keras.data import preparation as prepare
 from ecg_keras.training import metrics
-from tests.report_check import parse_report
 
 from conftest import CODE_SETS, make_tiny_ptbxl, run_cli
+from report_check import parse_report
 
 # TINY_RHYTHM's split (test_train.py): every fold set holds SR and AFIB records.
 FOLDS = ["--train_folds=1,2,5,6,7,10", "--val_folds=3,4", "--test_folds=8,9"]

@@ -15,9 +15,9 @@ from ecg_keras.analysis import ensembling as ensemble
 from ecg_keras.config import TrainConfig
 from ecg_keras.data import preparation as prepare
 from ecg_keras.training import experiment as train
-from tests.report_check import parse_report
 
 from conftest import assert_float_link, make_tiny_ptbxl
+from report_check import parse_report
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from ecg_keras.analysis import attribution, explain_sanity, explainable, explanation
 from ecg_keras.data import ptbxl
-from tests.conftest import run_cli
+
+from conftest import run_cli
 
 STEPS = 16  # enough for the bounds below; the command's default is 32
 

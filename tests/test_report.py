@@ -8,8 +8,9 @@ import json
 import numpy as np
 
 from ecg_keras.analysis import html_page, report, report_explain
-from tests.conftest import run_cli
-from tests.report_check import parse_report
+
+from conftest import run_cli
+from report_check import parse_report
 
 CONFUSION = ["class", "threshold", "TP", "FP", "FN", "TN"]
 

@@ -23,7 +23,7 @@ from ecg_keras.training import calibration, metrics
 # What training records about itself in metrics.json; evaluate_run keeps them.
 TRAINING_KEYS = (
     "epochs_trained", "train_seconds", "resumed_at_epoch", "select", "selected_epoch",
-    "precision", "features_in",
+    "precision", "features_in", "init_from",
 )  # fmt: skip
 
 

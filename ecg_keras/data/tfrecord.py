@@ -1,4 +1,5 @@
-"""The one TFRecord schema of prepared PTB-XL, used both to write and to parse examples.
+"""The one TFRecord schema of prepared data (PTB-XL, Challenge-layout folders), used both to
+write and to parse examples.
 
 An example holds one ECG: the signal as its stored 16-bit ADC samples, raw little-endian
 int16 bytes (decoding bytes is several times faster than parsing a 12,000-long list; int16 is
@@ -145,10 +146,10 @@ def shard_name(fold: int, index: int, count: int, compression: str) -> str:
     return f"fold{fold:02d}-{index:05d}-of-{count:05d}{suffix}"
 
 
-def record_values(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """The example values of one record (its ``ptbxl_database.csv`` row), less its signal,
-    and its task -> multi-hot labels (``ptbxl.Tasks.multi_hot``)."""
-    labels = tasks.multi_hot(row.scp_codes)
+def record_values(row, ecg_id: int, tasks, rate: int) -> dict:
+    """The example values of one record (its ``ptbxl_database.csv`` row), less its signal:
+    metadata, and every task's multi-hot ``labels/TASK`` (``ptbxl.LabelTasks.multi_hot``) with
+    ``has_label/TASK``."""
     values = {
         "ecg_id": ecg_id,
         "patient_id": int(row.patient_id),
@@ -157,7 +158,7 @@ def record_values(row, ecg_id: int, tasks, rate: int) -> tuple[dict, dict[str, n
         "sex": int(row.sex),
         "sampling_rate": rate,
     }
-    for task, vec in labels.items():
+    for task, vec in tasks.multi_hot(row.scp_codes).items():
         values[f"labels/{task}"] = vec
         values[f"has_label/{task}"] = int(vec.any())
-    return values, labels
+    return values

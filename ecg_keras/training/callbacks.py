@@ -27,7 +27,10 @@ LOG = "val_macro_auc"
 
 class ValidationAuc(keras.callbacks.Callback):
     """Validation macro AUC after each epoch, windows aggregated like the test (``aggregate``:
-    "max" or "mean"), logged as ``val_macro_auc`` (what the tuner maximizes). ``best`` and
+    "max" or "mean"), logged as ``val_macro_auc`` (what the tuner maximizes). From the same
+    pass, ``val_loss``: the unweighted binary cross-entropy of each record's aggregated
+    probability (records, not crops, and no class weighting, so it is not the training
+    ``loss`` on a new fold; it tells a fine-tuned start from a fresh one). ``best`` and
     ``best_epoch`` (from 1) track the best epoch of this fit."""
 
     def __init__(self, val_ds, aggregate: str):
@@ -39,6 +42,7 @@ class ValidationAuc(keras.callbacks.Callback):
         _, y, p = scoring.predict_dataset(self.model, self.val_ds, self.aggregate)
         score = metrics.macro_auc(y, p)
         logs[LOG] = score
+        logs["val_loss"] = metrics.binary_cross_entropy(y, p)
         if score > self.best:
             self.best, self.best_epoch = score, epoch + 1
 

@@ -167,6 +167,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         "precision": device_features.policy(config),
         "features_in": config.features_in,
         "selected_epoch": config.epochs if config.select == "last" else keep.best_epoch,
+        "init_from": config.init_from or None,
     }
     network = _kept_network(model, saved, keep, workdir)
     predictor = Predictor.from_network(network, run, workdir=str(workdir))

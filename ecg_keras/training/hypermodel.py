@@ -181,6 +181,8 @@ class EcgHyperModel(kt.HyperModel):
         from ecg_keras.data import input_pipeline
 
         config = trial_config(self.base.config, self.space, hp, epochs)
+        if config.init_from:  # a fine-tuning search keeps the source run's inputs
+            return self.base.with_config(config, self.base.stats)
         if with_stats and config.features not in self._stats:  # frozen dataclass: hashable
             self._stats[config.features] = input_pipeline.feature_stats(
                 config.data_dir, config.train_folds, config.features

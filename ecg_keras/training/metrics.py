@@ -47,6 +47,14 @@ def macro_auc(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     return float(np.nanmean(aucs))
 
 
+def binary_cross_entropy(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """Mean binary cross-entropy over records and classes, float [records, classes] each;
+    probabilities are clipped to [1e-7, 1 - 1e-7] as Keras' own loss clips them."""
+    p = np.clip(np.asarray(y_prob, np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(y_true, np.float64)
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log1p(-p))))
+
+
 def bootstrap_macro_auc(
     y_true: np.ndarray, y_prob: np.ndarray, resamples: int = 100, level: float = 0.9, seed: int = 0
 ) -> tuple[float, float]:

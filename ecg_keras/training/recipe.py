@@ -59,7 +59,8 @@ def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
 
 
 def build_model(run):
-    """``models.get(config.model, ...)`` for a ``run.Run``, with the config's overrides.
+    """``models.get(config.model, ...)`` for a ``run.Run``, with the config's overrides; with
+    ``init_from``, given the source run's weights (``warm_start``; what was copied is printed).
 
     Returns:
       keras.Model float32 [batch, frames, bins, channels] (spectrogram) or
@@ -79,7 +80,19 @@ def build_model(run):
     if config.features.representation == "signal":
         config.check_signal_overrides()
         overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
-    return models.get(config.model, shape, len(run.classes), **overrides)
+    network = models.get(config.model, shape, len(run.classes), **overrides)
+    if config.init_from:
+        from ecg_keras.training import warm_start
+
+        source = warm_start.Source.load(config.init_from)
+        source.check_features(config)
+        report = source.copy_into(network, run.classes)
+        print(
+            f"--init_from={config.init_from}: copied {len(report['copied'])} layers, "
+            f"{len(report['new'])} left new ({', '.join(report['new']) or 'none'}); "
+            f"head {report['head']}"
+        )
+    return network
 
 
 def steps_per_epoch(config: TrainConfig, manifest: dict) -> int:

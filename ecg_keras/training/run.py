@@ -38,7 +38,8 @@ class Run:
     @classmethod
     def prepare(cls, config: TrainConfig, stats=None) -> Run:
         """Checks (and, with ``ptbxl_dir``, first prepares) the data, then computes the
-        statistics on the training folds unless ``stats`` are given.
+        statistics on the training folds unless ``stats`` are given; with ``init_from`` they
+        are the source run's (``warm_start``), whose features the config must share.
 
         Raises:
           ValueError / FileNotFoundError naming the flag, folder or shard that is wrong.
@@ -46,6 +47,12 @@ class Run:
         from ecg_keras.data import input_pipeline
 
         config, manifest, classes = _checked_data(config)
+        if stats is None and config.init_from:
+            from ecg_keras.training import warm_start
+
+            source = warm_start.Source.load(config.init_from)
+            source.check_features(config)
+            stats = source.stats
         if stats is None:
             stats = input_pipeline.feature_stats(
                 config.data_dir, config.train_folds, config.features
