@@ -194,9 +194,19 @@ def test_multi_worker_trains_two_workers_in_step_and_resumes(tiny_ptbxl, tmp_pat
         [line for line in out.splitlines() if line.startswith("Epoch ")] for out in (chief, worker)
     ]
     assert len(epochs[0]) == 2
+
     # Synchronous data parallelism: both workers apply the same all-reduced updates, so their
-    # losses (on different shards, summed across workers) and validation scores agree.
-    strip = [[line.split(" - ", 2)[2] for line in lines] for lines in epochs]
+    # losses (on different shards, summed across workers) and validation AUCs agree. Not their
+    # val_loss: Keras 3's BatchNormalization keeps its moving statistics per worker (its
+    # variables' aggregation is "none" unless synchronized=True), each from its own shard, so
+    # the workers' inference networks differ slightly (measured: 1.3389 vs 1.3448); the chief's
+    # is the one kept.
+    def logs(line):
+        fields = dict(f.split(": ") for f in line.split(" - ", 2)[2].split(" - "))
+        assert float(fields.pop("val_loss")) > 0
+        return fields
+
+    strip = [[logs(line) for line in lines] for lines in epochs]
     assert strip[0] == strip[1]
     # Only the chief wrote the run.
     metrics = json.loads((workdir / "metrics.json").read_text())
