@@ -2,7 +2,8 @@
 
     python -m ecg_keras.compare --flagfile=A.cfg --flagfile=B.cfg [...] --seeds=0,1,2 \
         --output_dir=runs/compare_NAME [--train_folds=... --val_folds=... --test_folds=...] \
-        [--ptbxl_dir=DIR] [any training flag, applied to every config] [--overwrite]
+        [--splits=standard,cross] [--ptbxl_dir=DIR] [any training flag, applied to every
+        config] [--overwrite]
 
 This module only parses the flags;
 ``ecg_keras.analysis.comparison.compare`` does the work and says what is written.
@@ -27,6 +28,10 @@ def define_flags():
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: every config trains once per seed.")
     # Not marked required: absl's check would also run when resolve() parses a config.
     flags.DEFINE_string("output_dir", None, "OUTPUT_DIR/<config>/seed<N>/ and the summary.")
+    flags.DEFINE_list(
+        "splits", [], "Named splits to compare on, side by side (standard: folds 1-8/9/10; "
+        "cross: 1-7/8/9); each in OUTPUT_DIR/<split>/. Empty: the folds of the flags.",
+    )  # fmt: skip
 
 
 def options_from_flags(flagfiles: list[str]) -> CompareOptions:
@@ -42,7 +47,8 @@ def options_from_flags(flagfiles: list[str]) -> CompareOptions:
     except ValueError:
         raise ValueError(f"--seeds={','.join(f.seeds)}: seeds must be integers") from None
     overrides = tuple(f[name].serialize() for name in config_flags.explicit_config_flags())
-    return CompareOptions(tuple(flagfiles), seeds, f.output_dir, overrides, f.overwrite)
+    splits = tuple(f.splits)
+    return CompareOptions(tuple(flagfiles), seeds, f.output_dir, overrides, f.overwrite, splits)
 
 
 def main(argv, flagfiles=()):

@@ -11,7 +11,7 @@ import dataclasses
 from ecg_keras.data import ptbxl
 
 REPRESENTATIONS = ("spectrogram", "signal")
-INPUTS = ("magnitude", "complex")
+INPUTS = ("magnitude", "complex", "relative")
 HEADS = ("gap", "concat", "flatten")  # see ecg_keras.models.blocks.head
 SELECTIONS = ("best", "last")
 FEATURES_IN = ("pipeline", "model")
@@ -64,7 +64,10 @@ class FeatureConfig:
     # 12 leads x 3). The magnitude cannot see the sign of a deflection (QRS polarity, axis, Q
     # waves); the real and imaginary parts flip with it. Measured (shared/MEASURED.md, "One
     # harness, several inputs"): the VGG's validation macro AUC 0.902 -> 0.923, 0.919 and 0.926
-    # (seeds 0, 1, 2) at the same cost per epoch. Ignored by models on the signal.
+    # (seeds 0, 1, 2) at the same cost per epoch. "relative": the log magnitude, then the same
+    # compression of each lead's STFT with lead II's phase taken out
+    # (``features.channel_groups``): a delay of the whole ECG no longer turns the phase.
+    # Ignored by models on the signal.
     input: str = "magnitude"
     # mV where the compression of the real and imaginary parts turns from linear (z / scale)
     # to logarithmic (sign * log(|z| / scale)), as the log magnitude compresses |z|. 0.01 mV

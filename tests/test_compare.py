@@ -10,7 +10,7 @@ from ecg_keras.analysis import comparison as compare
 from ecg_keras.data import preparation as prepare
 from ecg_keras.training import metrics
 
-from conftest import CODE_SETS, make_tiny_ptbxl, run_cli
+from conftest import CODE_SETS, make_tiny_ptbxl, run_cli, tiny_benchmark_split_tfrecords
 from report_check import parse_report
 
 # TINY_RHYTHM's split (test_train.py): every fold set holds SR and AFIB records.
@@ -165,3 +165,49 @@ def test_bad_input_fails_before_training(flagfiles):
     changed = run_cli("compare", f"--flagfile={a}", "--seeds=0", f"--output_dir={edited}")
     assert changed.returncode == 1 and "holds a different run" in changed.stderr
     assert "--overwrite" in changed.stderr and str(a) in changed.stderr
+
+
+def test_splits_options_are_checked(flagfiles):
+    root, a, b = flagfiles
+    with pytest.raises(ValueError, match="distinct names among standard, cross"):
+        compare.CompareOptions((str(a),), (0,), str(root / "x"), splits=("standard", "other"))
+    with pytest.raises(ValueError, match="--splits sets each split's folds"):
+        compare.CompareOptions(
+            (str(a),), (0,), str(root / "x"), overrides=("--val_folds=3",), splits=("cross",)
+        )
+    options = compare.CompareOptions((str(a), str(b)), (0,), str(root / "x"), splits=("cross",))
+    cross = compare.split_options(options)["cross"]
+    assert cross.output_dir == str(root / "x" / "cross")
+    assert cross.overrides == ("--train_folds=1,2,3,4,5,6,7", "--val_folds=8", "--test_folds=9")
+
+
+@pytest.mark.slow
+def test_compare_runs_both_splits_side_by_side(tmp_path):
+    data = tiny_benchmark_split_tfrecords(tmp_path)  # every fold holds every code set
+    common = f"--data_dir={data}\n--model=vgg_tiny\n--epochs=1\n--batch_size=8\n"
+    a, b = tmp_path / "a.cfg", tmp_path / "b.cfg"
+    a.write_text(f"{common}--dropout=0.1\n")
+    b.write_text(f"{common}--dropout=0.5\n")
+    out = tmp_path / "cmp"
+    args = [f"--flagfile={a}", f"--flagfile={b}", "--seeds=0", f"--output_dir={out}"]
+    done = run_cli("compare", *args, "--splits=standard,cross")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 runs trained, 0 reused" in done.stdout
+    for split, (val, test) in {"standard": (9, 10), "cross": (8, 9)}.items():
+        for config in ("a", "b"):
+            run = json.loads((out / split / config / "seed0" / "run.json").read_text())["config"]
+            assert (run["val_folds"], run["test_folds"]) == ([val], [test])
+        assert (out / split / "summary.md").is_file() and (out / split / "report.html").is_file()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["split"]) == ["standard", "standard", "cross", "cross"]
+    pairs = pd.read_csv(out / "pairs.csv")
+    assert list(pairs["split"]) == ["standard", "cross"] and (pairs["records"] == 5).all()
+    standard = pd.read_csv(out / "standard" / "summary.csv")
+    assert np.allclose(summary["val_macro_auc_mean"][:2], standard["val_macro_auc_mean"])
+    md = (out / "summary.md").read_text()
+    assert "| config | standard val | standard test | cross val | cross test |" in md
+    assert "**cross**: paired bootstrap" in md and "cross/comparison.png" in md
+    report = parse_report(out / "report.html")
+    assert sum(len(s["images"]) for s in report.sections.values()) >= 2  # both splits' plots
+    again = run_cli("compare", *args, "--splits=standard,cross")
+    assert again.returncode == 0 and "0 runs trained, 4 reused" in again.stdout

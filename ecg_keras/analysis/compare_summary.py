@@ -16,6 +16,11 @@ Files in the output dir, each written atomically:
   resamples), ``resamples``, ``records``.
 - ``summary.md`` (the same tables) and ``comparison.png``.
 
+With ``--splits``, each split's folder holds those files, and ``write_splits`` puts the splits
+side by side in the output dir: ``summary.md`` (per config, validation and test mean ± sd of
+every split; per split, the paired bootstrap), and ``summary.csv``, ``pairs.csv``,
+``runs.csv`` (the splits' rows with a first column ``split``).
+
 Conventions: sd is the sample standard deviation (ddof 1), blank for one seed. Seconds per
 epoch are ``train_seconds`` (wall time of ``fit``, per-epoch validation scoring included)
 over the epochs that process trained (``epochs_trained - resumed_at_epoch``); records/s is
@@ -207,6 +212,89 @@ def markdown(summary: dict, options) -> str:
             )
     lines += ["", f"![comparison]({PLOT})", "", "Per run: `runs.csv`."]
     return "\n".join(lines) + "\n"
+
+
+def write_splits(summaries: dict[str, dict], options) -> dict:
+    """The splits side by side in ``options.output_dir`` (see the module docstring).
+
+    Args:
+      summaries: split -> ``summarize``'s tables of that split's runs.
+
+    Returns:
+      {"runs", "configs", "pairs": DataFrames with a ``split`` column}.
+    """
+    out = Path(options.output_dir)
+    tables = {}
+    for key in ("runs", "configs", "pairs"):
+        frames = [s[key].assign(split=name) for name, s in summaries.items()]
+        frame = pd.concat(frames, ignore_index=True)
+        tables[key] = frame[["split", *[c for c in frame.columns if c != "split"]]]
+    paired.write_csv_atomic(out / RUNS_CSV, tables["runs"])
+    paired.write_csv_atomic(out / SUMMARY_CSV, tables["configs"])
+    paired.write_csv_atomic(out / PAIRS_CSV, tables["pairs"])
+    atomic.write_text(out / SUMMARY_MD, splits_markdown(summaries, options))
+    return tables
+
+
+def splits_markdown(summaries: dict[str, dict], options) -> str:
+    """summary.md of a comparison over several splits."""
+    from ecg_keras.analysis.comparison import SPLITS
+
+    names = list(summaries)
+    folds = "; ".join(
+        f"{n}: train {_folds(SPLITS[n][0])}, validation {_folds(SPLITS[n][1])}, "
+        f"test {_folds(SPLITS[n][2])}"
+        for n in names
+    )
+    head = " | ".join(f"{n} val | {n} test" for n in names)
+    lines = [
+        "# Comparison over splits",
+        "",
+        f"Configs: {', '.join(f'`{f}`' for f in options.flagfiles)}; seeds "
+        f"{', '.join(map(str, options.seeds))}; flags for every config: "
+        f"`{' '.join(options.overrides) or 'none'}`. Splits ({folds}). Macro AUC, mean ± "
+        "sample sd over seeds; each split's own summary is in its folder.",
+        "",
+        f"| config | {head} |",
+        "| --- " * (1 + 2 * len(names)) + "|",
+    ]
+    configs = list(dict.fromkeys(c for s in summaries.values() for c in s["configs"]["config"]))
+    for config in configs:
+        cells = []
+        for name in names:
+            table = summaries[name]["configs"].set_index("config")
+            if config not in table.index:
+                cells += ["", ""]
+                continue
+            row = table.loc[config]
+            cells += [_mean_sd(row, "val_macro_auc", 4), _mean_sd(row, "test_macro_auc", 4)]
+        lines.append(f"| {config} | {' | '.join(cells)} |")
+    for name in names:
+        pairs = summaries[name]["pairs"]
+        if not len(pairs):
+            continue
+        lines += [
+            "",
+            f"**{name}**: paired bootstrap of the test macro AUC ({pairs['records'].iloc[0]} "
+            f"records, {pairs['resamples'].iloc[0]} shared resamples, seed-averaged "
+            "probabilities):",
+            "",
+            "| A | B | A - B (full set) | 90% interval | A wins |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for _, p in pairs.iterrows():
+            lines.append(
+                f"| {p['a']} | {p['b']} | {p['difference']:+.4f} | {p['low']:+.4f} to "
+                f"{p['high']:+.4f} | {p['a_wins']:.0%} |"
+            )
+        lines += ["", f"![{name}]({name}/{PLOT})"]
+    return "\n".join(lines) + "\n"
+
+
+def _folds(folds) -> str:
+    folds = sorted(folds)
+    contiguous = len(folds) > 2 and folds == list(range(folds[0], folds[-1] + 1))
+    return f"{folds[0]}-{folds[-1]}" if contiguous else ",".join(map(str, folds))
 
 
 def write(summary: dict, runs, options) -> None:

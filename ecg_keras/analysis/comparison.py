@@ -10,6 +10,12 @@ child process, one run at a time. A run whose ``flags.cfg`` is that command's an
 Then ``summary.md``, ``summary.csv`` (one row per config), ``pairs.csv`` (one row per pair
 of configs), ``runs.csv`` (one row per run), ``comparison.png`` (see ``compare_summary``) and
 ``report.html`` (``analysis/report.py``).
+
+With ``splits`` (``--splits=standard,cross``) every named split of the ten folds (``SPLITS``)
+is one such comparison in ``OUTPUT_DIR/SPLIT/`` (its runs ``OUTPUT_DIR/SPLIT/CONFIG/seedN``),
+and ``OUTPUT_DIR`` gets the splits side by side: ``summary.md``, and ``summary.csv``,
+``pairs.csv`` and ``runs.csv`` with a ``split`` column (``compare_summary.write_splits``), and
+its ``report.html``. A config's choices are then judged on two validation folds, not one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from ecg_keras.config import TrainConfig, config_from_dict, run_identity
 
 # Settings every config must share for a paired comparison on the same test records.
 SHARED = ("task", "classes", "test_folds")
+# Named splits of PTB-XL's ten folds: (train, validation, test). "standard" is the PTB-XL
+# benchmark's; "cross" trains on 1-7, chooses on 8 and tests on 9, so that a design chosen on
+# fold 9 is checked where it was not chosen.
+SPLITS = {
+    "standard": (tuple(range(1, 9)), (9,), (10,)),
+    "cross": (tuple(range(1, 8)), (8,), (9,)),
+}
+FOLD_FLAGS = ("train_folds", "val_folds", "test_folds")
 
 
 class RunError(RuntimeError):
@@ -40,8 +54,19 @@ class CompareOptions:
     output_dir: str
     overrides: tuple[str, ...] = ()
     overwrite: bool = False
+    splits: tuple[str, ...] = ()
 
     def __post_init__(self):
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or len(set(self.splits)) != len(self.splits):
+            raise ValueError(
+                f"--splits={','.join(self.splits)}: distinct names among {', '.join(SPLITS)}"
+            )
+        folds = [o for o in self.overrides if o.lstrip("-").partition("=")[0] in FOLD_FLAGS]
+        if self.splits and folds:
+            raise ValueError(
+                f"--splits sets each split's folds; drop {' '.join(folds)} or --splits"
+            )
         if not self.output_dir:
             raise ValueError("--output_dir is required (e.g. runs/compare_NAME)")
         if not self.flagfiles:
@@ -228,20 +253,52 @@ def train_runs(runs: list[Run], overwrite: bool = False) -> int:
     return trained
 
 
+def split_options(options: CompareOptions) -> dict[str, CompareOptions]:
+    """split -> the options of its own comparison in ``OUTPUT_DIR/SPLIT`` (its fold flags)."""
+    out = {}
+    for name in options.splits:
+        folds = tuple(
+            f"--{flag}={','.join(map(str, value))}"
+            for flag, value in zip(FOLD_FLAGS, SPLITS[name], strict=True)
+        )
+        out[name] = dataclasses.replace(
+            options,
+            output_dir=str(Path(options.output_dir) / name),
+            overrides=options.overrides + folds,
+            splits=(),
+        )
+    return out
+
+
 def compare(options: CompareOptions) -> dict:
-    """Trains (or reuses) every run, then writes the summary files to ``output_dir``.
+    """Trains (or reuses) every run, then writes the summary files to ``output_dir``; with
+    ``splits``, one comparison per split, then the splits side by side.
 
     Returns:
-      {"trained": runs trained now, "runs": the Runs, "summary": compare_summary's tables}.
+      {"trained": runs trained now, "runs": the Runs, "summary": compare_summary's tables},
+      with ``splits`` also "splits": split -> that split's result.
     """
-    from ecg_keras.analysis import compare_summary
+    from ecg_keras.analysis import compare_summary, report
 
+    if options.splits:
+        per_split = split_options(options)
+        for sub in per_split.values():  # every split's runs resolved before any trains
+            plan(sub)
+        results = {name: compare(sub) for name, sub in per_split.items()}
+        summary = compare_summary.write_splits(
+            {name: r["summary"] for name, r in results.items()}, options
+        )
+        report.write(options.output_dir)
+        return {
+            "trained": sum(r["trained"] for r in results.values()),
+            "runs": [run for r in results.values() for run in r["runs"]],
+            "summary": summary,
+            "splits": results,
+        }
     runs = plan(options)
     Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     trained = train_runs(runs, options.overwrite)
     summary = compare_summary.summarize(runs)
     compare_summary.write(summary, runs, options)
-    from ecg_keras.analysis import report
-
     report.write(options.output_dir)
     return {"trained": trained, "runs": runs, "summary": summary}

@@ -12,7 +12,7 @@ from ecg_keras.analysis import html_page as H
 from ecg_keras.filenames import RUNS_CSV, SUMMARY_CSV, SUMMARY_MD
 
 # runs.csv columns shown, with their digits (the rest: per-class AUCs, also 4 digits).
-RUN_COLUMNS = {"config": None, "seed": 0, "val_macro_auc": 4, "test_macro_auc": 4,
+RUN_COLUMNS = {"split": None, "config": None, "seed": 0, "val_macro_auc": 4, "test_macro_auc": 4,
                "epochs_trained": 0, "seconds_per_epoch": 1, "train_records_per_s": 0}  # fmt: skip
 
 
@@ -38,8 +38,9 @@ def _configs(folder: Path, summary) -> str:
     """Each config's flags as its first seed ran them (``flags.cfg``: what the flagfile and
     compare's flags resolved to), or the flagfile as it reads now when no run is left."""
     out = ""
-    for _, row in summary.iterrows():
+    for _, row in summary.drop_duplicates("config").iterrows():
         runs = sorted((folder / str(row["config"])).glob("seed*/flags.cfg"))
+        runs = runs or sorted(folder.glob(f"*/{row['config']}/seed*/flags.cfg"))  # --splits
         flagfile = Path(str(row["flagfile"]))
         source = runs[0] if runs else flagfile
         text = source.read_text() if source.is_file() else "(not found)"
@@ -54,9 +55,12 @@ def body(folder: Path) -> tuple[str, str]:
     summary = pd.read_csv(folder / SUMMARY_CSV)
     md = folder / SUMMARY_MD
     text = H.markdown(md.read_text(), folder) if md.is_file() else H.paragraph("No summary.md.")
+    splits = sorted(set(summary["split"])) if "split" in summary else []
+    where = "OUTPUT_DIR/SPLIT/CONFIG/seedN" if splits else "OUTPUT_DIR/CONFIG/seedN"
     out = H.paragraph(
-        f"Comparison {folder}: {len(summary)} configs; every run is OUTPUT_DIR/CONFIG/seedN "
-        "and has its own report.html."
+        f"Comparison {folder}: {summary['config'].nunique()} configs"
+        + (f" on the splits {', '.join(splits)}" if splits else "")
+        + f"; every run is {where} and has its own report.html."
     )
     out += H.section("config", "Configs", _configs(folder, summary))
     out += H.section("metrics", "Summary and paired differences", text)

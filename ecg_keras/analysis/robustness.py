@@ -109,6 +109,21 @@ def differences(p_a: np.ndarray, p_b: np.ndarray, classes) -> dict:
     }
 
 
+def delayed(signals: np.ndarray, samples: float, batch: int = 64) -> np.ndarray:
+    """The same ECGs ``samples`` samples later (any fraction), by a band-limited delay
+    (``data.delay.delay``: a linear phase ramp, exact for a band-limited signal; the record's
+    first ``samples`` are the delayed end's continuation). float32 [n, samples, 12] each."""
+    import tensorflow as tf
+
+    from ecg_keras.data import delay
+
+    out = []
+    for start in range(0, len(signals), batch):
+        chunk = tf.constant(signals[start : start + batch], tf.float32)
+        out.append(delay.delay(chunk, tf.fill([len(chunk)], float(samples))).numpy())
+    return np.concatenate(out)
+
+
 def worst(p_a, p_b, ecg_ids, classes, count: int = 5) -> list[dict]:
     """The ``count`` records with the largest difference: ecg_id, class, both probabilities."""
     diff = np.abs(np.asarray(p_a, np.float64) - p_b)

@@ -20,6 +20,9 @@ from ecg_keras.data.ptbxl import NUM_LEADS
 # Added to |z| (mV) before dividing by it, so that a bin with |z| = 0 (a flat lead) gives 0,
 # not NaN. A billionth of PTB-XL's 1e-3 mV step: lost in float32 rounding for any |z| > 1e-5.
 COMPLEX_EPSILON = 1e-12
+# input="relative": the lead whose phase every lead's is taken relative to. Lead II: the
+# rhythm strip lead, whose P, QRS and T are rarely all near zero at once.
+LEADS_INDEX_II = 1
 
 
 def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
@@ -36,8 +39,9 @@ def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
 
 
 def num_channels(config: FeatureConfig) -> int:
-    """Channels of ``spectrogram``: 12 (``input="magnitude"``) or 36 (``"complex"``)."""
-    return NUM_LEADS * (3 if config.input == "complex" else 1)
+    """Channels of ``spectrogram``: 12 (``input="magnitude"``) or 36 (``"complex"``,
+    ``"relative"``)."""
+    return NUM_LEADS * (1 if config.input == "magnitude" else 3)
 
 
 def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int, int]:
@@ -48,21 +52,37 @@ def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int
     return 1 + (num_samples - frame_length) // frame_step, num_bins, num_channels(config)
 
 
-def channel_groups(magnitude, real, imag, config: FeatureConfig) -> list[tf.Tensor]:
-    """The spectrogram's channel groups from the STFT in mV, elementwise (any layout).
+def channel_groups(magnitude, real, imag, config: FeatureConfig, lead_axis: int) -> list[tf.Tensor]:
+    """The spectrogram's channel groups from the STFT in mV (any layout with a lead axis).
 
     Args:
       magnitude: float32 |z|, z = STFT / sum(window); real, imag: float32 Re z and Im z of the
         same shape (None for ``input="magnitude"``, which does not use them).
       config: ``log_offset``, ``input``, ``complex_scale``.
+      lead_axis: the axis of the 12 leads (``input="relative"`` takes lead II along it).
 
     Returns:
       [log(|z| + log_offset)], and with ``input="complex"`` also Re and Im of
-      z * log1p(|z| / complex_scale) / |z|: 1 or 3 float32 tensors shaped like ``magnitude``.
+      z * log1p(|z| / complex_scale) / |z|; with ``input="relative"`` the same of
+      w = z * conj(z_II) / (|z_II| + complex_scale): each lead's STFT with the phase of lead
+      II's taken out. A delay of the whole ECG by t turns every z by exp(-2 pi i f t) and w not
+      at all (the complex channels turn by 144 degrees at 40 Hz for 10 ms); a lead's sign still
+      flips its own w; where lead II has no energy (|z_II| << complex_scale) w fades to 0
+      instead of carrying a random phase. 1 or 3 float32 tensors shaped like ``magnitude``.
       Shared by ``spectrogram`` and ``dft.spectrogram`` so that the two cannot drift apart.
     """
     groups = [tf.math.log(magnitude + config.log_offset)]
-    if config.input == "complex":
+    if config.input == "relative":
+        ref = LEADS_INDEX_II
+        ref_re = tf.gather(real, [ref], axis=lead_axis)
+        ref_im = tf.gather(imag, [ref], axis=lead_axis)
+        scale = 1.0 / (tf.sqrt(ref_re * ref_re + ref_im * ref_im) + config.complex_scale)
+        real, imag = (
+            (real * ref_re + imag * ref_im) * scale,
+            (imag * ref_re - real * ref_im) * scale,
+        )
+        magnitude = tf.sqrt(real * real + imag * imag)
+    if config.input in ("complex", "relative"):
         # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
         # constant that way inside tf.function only, and eager and graph must agree bitwise.
         relative = magnitude * (1.0 / config.complex_scale)
@@ -103,11 +123,11 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     # abs, real and imag before the slice: TFLite has no StridedSlice for complex tensors.
     magnitude = tf.abs(stft)[..., :num_bins] / window_sum  # [..., 12, frames, bins], mV
     real = imag = None
-    if config.input == "complex":
+    if config.input != "magnitude":
         real, imag = (
             part[..., :num_bins] / window_sum for part in (tf.math.real(stft), tf.math.imag(stft))
         )
-    channels = channel_groups(magnitude, real, imag, config)
+    channels = channel_groups(magnitude, real, imag, config, lead_axis=-3)
     stacked = tf.concat(channels, axis=-3)  # [..., channels, frames, bins], group-major
     perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
     spec = tf.transpose(stacked, perm)  # [..., frames, bins, channels]
