@@ -25,7 +25,7 @@ def _signals(rate, root):
     return [noisy.astype(np.float32), real.astype(np.float32)]
 
 
-@pytest.mark.parametrize("input_", ["magnitude", "complex"])
+@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative"])
 @pytest.mark.parametrize("rate", [100, 500])
 def test_matmul_spectrogram_equals_the_fft_one(rate, input_, real_ptbxl_dir):
     config = FeatureConfig(sampling_rate=rate, input=input_)

@@ -1,5 +1,5 @@
-"""ecg_keras.data.features: the spectrogram (magnitude and complex input) against scipy, shapes,
-eager == tf.data, augmentation."""
+"""ecg_keras.data.features: the spectrogram (magnitude, complex and relative input) against
+scipy, shapes, eager == tf.data, augmentation."""
 
 import dataclasses
 
@@ -54,6 +54,53 @@ def test_complex_spectrogram_matches_scipy(rate):
     # The first 12 channels are the magnitude input itself.
     magnitude = features.spectrogram(signal, dataclasses.replace(config, input="magnitude"))
     np.testing.assert_allclose(ours[..., :12], magnitude.numpy(), atol=1e-6)
+
+
+def _scipy_relative_reference(signal, config):
+    """The relative input with scipy: log |z|, then Re and Im of the compressed
+    w = z * conj(z_II) / (|z_II| + complex_scale): [frames, bins, 36]."""
+    z = _scipy_stft(signal.astype(np.float64), config)  # [12, bins, frames]
+    ref = z[features.LEADS_INDEX_II]
+    w = z * np.conj(ref) / (np.abs(ref) + config.complex_scale)
+    size = np.abs(w)
+    gain = np.log1p(size / config.complex_scale) / np.where(size > 0, size, 1)
+    groups = [np.log(np.abs(z) + config.log_offset), w.real * gain, w.imag * gain]
+    return np.concatenate(groups, axis=0).transpose(2, 1, 0)
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_relative_channels_match_scipy_and_do_not_turn_with_a_delay(rate):
+    config = FeatureConfig(sampling_rate=rate, input="relative")
+    noise = np.random.default_rng(rate).normal(0, 0.3, (rate * 10, 12)).astype(np.float32)
+    ours = features.spectrogram(noise, config).numpy()
+    assert ours.shape == (118, 26, 36)
+    np.testing.assert_allclose(ours, _scipy_relative_reference(noise, config), atol=1e-4)
+    # Sines at bin frequencies, each lead its own amplitude, phase and sign, delayed by one
+    # sample (10 ms at 100 Hz): the complex channels turn by 2 pi f dt, the relative ones not.
+    bin_hz = rate / features.stft_sizes(config)[2]
+    rng = np.random.default_rng(1)
+    amplitude, phase = rng.uniform(0.2, 1, 12) * rng.choice([-1, 1], 12), rng.uniform(0, 6, 12)
+    bins = np.array([5, 12, 20])
+
+    def sines(delay_seconds):
+        t = np.arange(rate * 10)[:, None, None] / rate - delay_seconds
+        waves = np.sin(2 * np.pi * bins * bin_hz * t + phase[None, :, None])
+        return (amplitude[:, None] * waves).sum(-1).astype(np.float32)  # [samples, 12]
+
+    late = 1 / 100
+    complex_ = dataclasses.replace(config, input="complex")
+    turned = features.spectrogram(sines(late), complex_) - features.spectrogram(sines(0), complex_)
+    assert np.abs(turned.numpy()[..., 12:]).max() > 1  # the complex phase turns
+    still = features.spectrogram(sines(late), config) - features.spectrogram(sines(0), config)
+    np.testing.assert_allclose(still.numpy()[:, bins], 0, atol=2e-3)
+    # A lead's sign flips its own relative channels only; the whole ECG's sign changes nothing.
+    spec = features.spectrogram(sines(0), config).numpy()
+    flipped = sines(0) * np.where(np.arange(12) == 6, -1, 1).astype(np.float32)  # V1
+    other = features.spectrogram(flipped, config).numpy()
+    np.testing.assert_allclose(other[..., [18, 30]], -spec[..., [18, 30]], atol=1e-5)
+    keep = [c for c in range(36) if c not in (18, 30)]
+    np.testing.assert_allclose(other[..., keep], spec[..., keep], atol=1e-5)
+    np.testing.assert_allclose(features.spectrogram(-sines(0), config), spec, atol=1e-5)
 
 
 @pytest.mark.parametrize("rate", [100, 500])
@@ -115,7 +162,7 @@ def test_sine_peaks_in_its_bin_in_every_lead(rate):
     np.testing.assert_allclose(np.exp(spec[:, 8]).mean(0), amplitudes / 2 + 1e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("input_", ["magnitude", "complex"])
+@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative"])
 def test_eager_and_tf_data_agree(input_):
     config = FeatureConfig(input=input_)
     signals = np.random.default_rng(1).normal(0, 0.3, (4, 1000, 12)).astype(np.float32)
