@@ -11,7 +11,7 @@ import dataclasses
 from ecg_keras.data import ptbxl
 
 REPRESENTATIONS = ("spectrogram", "signal")
-INPUTS = ("magnitude", "complex", "relative")
+INPUTS = ("magnitude", "complex", "relative", "relative_advance")
 HEADS = ("gap", "concat", "flatten")  # see ecg_keras.models.blocks.head
 SELECTIONS = ("best", "last")
 FEATURES_IN = ("pipeline", "model")
@@ -67,7 +67,8 @@ class FeatureConfig:
     # (seeds 0, 1, 2) at the same cost per epoch. "relative": the log magnitude, then the same
     # compression of each lead's STFT with lead II's phase taken out
     # (``features.channel_groups``): a delay of the whole ECG no longer turns the phase.
-    # Ignored by models on the signal.
+    # "relative_advance": that plus each lead's phase advance from its previous frame (60
+    # channels). Both measured in docs/results.md (issue 20). Ignored by models on the signal.
     input: str = "magnitude"
     # mV where the compression of the real and imaginary parts turns from linear (z / scale)
     # to logarithmic (sign * log(|z| / scale)), as the log magnitude compresses |z|. 0.01 mV

@@ -25,11 +25,11 @@ def _signals(rate, root):
     return [noisy.astype(np.float32), real.astype(np.float32)]
 
 
-@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative"])
+@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative", "relative_advance"])
 @pytest.mark.parametrize("rate", [100, 500])
 def test_matmul_spectrogram_equals_the_fft_one(rate, input_, real_ptbxl_dir):
     config = FeatureConfig(sampling_rate=rate, input=input_)
-    channels = 12 if input_ == "magnitude" else 36
+    channels = {"magnitude": 12, "relative_advance": 60}.get(input_, 36)
     for signal in _signals(rate, real_ptbxl_dir):
         fft = features.spectrogram(signal, config).numpy()
         matmul = dft.spectrogram(signal, config).numpy()

@@ -91,8 +91,10 @@ def test_relative_channels_match_scipy_and_do_not_turn_with_a_delay(rate):
     complex_ = dataclasses.replace(config, input="complex")
     turned = features.spectrogram(sines(late), complex_) - features.spectrogram(sines(0), complex_)
     assert np.abs(turned.numpy()[..., 12:]).max() > 1  # the complex phase turns
-    still = features.spectrogram(sines(late), config) - features.spectrogram(sines(0), config)
-    np.testing.assert_allclose(still.numpy()[:, bins], 0, atol=2e-3)
+    for input_ in ("relative", "relative_advance"):  # the advance: frame to frame, per lead
+        other = dataclasses.replace(config, input=input_)
+        still = features.spectrogram(sines(late), other) - features.spectrogram(sines(0), other)
+        np.testing.assert_allclose(still.numpy()[:, bins], 0, atol=2e-3)
     # A lead's sign flips its own relative channels only; the whole ECG's sign changes nothing.
     spec = features.spectrogram(sines(0), config).numpy()
     flipped = sines(0) * np.where(np.arange(12) == 6, -1, 1).astype(np.float32)  # V1
@@ -162,7 +164,7 @@ def test_sine_peaks_in_its_bin_in_every_lead(rate):
     np.testing.assert_allclose(np.exp(spec[:, 8]).mean(0), amplitudes / 2 + 1e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative"])
+@pytest.mark.parametrize("input_", ["magnitude", "complex", "relative", "relative_advance"])
 def test_eager_and_tf_data_agree(input_):
     config = FeatureConfig(input=input_)
     signals = np.random.default_rng(1).normal(0, 0.3, (4, 1000, 12)).astype(np.float32)

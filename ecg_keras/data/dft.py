@@ -100,7 +100,7 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     real, imag = stft_parts(flat, config)
     # |z| as sqrt(re * re + im * im): COMPLEX_ABS and SQUARE have no int8 kernel, MUL/ADD/SQRT do.
     magnitude = tf.sqrt(real * real + imag * imag)
-    groups = features.channel_groups(magnitude, real, imag, config, lead_axis=-2)
+    groups = features.channel_groups(magnitude, real, imag, config, lead_axis=-2, frame_axis=-3)
     stacked = tf.concat(groups, axis=-2)  # [batch, frames, channels, bins], group-major
     spec = tf.transpose(stacked, [0, 1, 3, 2])  # [batch, frames, bins, channels]
     if signal.shape.rank == 3:

@@ -41,7 +41,8 @@ def stft_sizes(config: FeatureConfig) -> tuple[int, int, int, int]:
 def num_channels(config: FeatureConfig) -> int:
     """Channels of ``spectrogram``: 12 (``input="magnitude"``) or 36 (``"complex"``,
     ``"relative"``)."""
-    return NUM_LEADS * (1 if config.input == "magnitude" else 3)
+    groups = {"magnitude": 1, "complex": 3, "relative": 3, "relative_advance": 5}
+    return NUM_LEADS * groups[config.input]
 
 
 def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int, int]:
@@ -52,46 +53,64 @@ def spectrogram_shape(config: FeatureConfig, num_samples: int) -> tuple[int, int
     return 1 + (num_samples - frame_length) // frame_step, num_bins, num_channels(config)
 
 
-def channel_groups(magnitude, real, imag, config: FeatureConfig, lead_axis: int) -> list[tf.Tensor]:
-    """The spectrogram's channel groups from the STFT in mV (any layout with a lead axis).
+def channel_groups(
+    magnitude, real, imag, config: FeatureConfig, lead_axis: int, frame_axis: int
+) -> list[tf.Tensor]:
+    """The spectrogram's channel groups from the STFT in mV (any layout).
 
     Args:
       magnitude: float32 |z|, z = STFT / sum(window); real, imag: float32 Re z and Im z of the
         same shape (None for ``input="magnitude"``, which does not use them).
       config: ``log_offset``, ``input``, ``complex_scale``.
-      lead_axis: the axis of the 12 leads (``input="relative"`` takes lead II along it).
+      lead_axis, frame_axis: the axes of the 12 leads and of the frames.
 
     Returns:
       [log(|z| + log_offset)], and with ``input="complex"`` also Re and Im of
       z * log1p(|z| / complex_scale) / |z|; with ``input="relative"`` the same of
       w = z * conj(z_II) / (|z_II| + complex_scale): each lead's STFT with the phase of lead
-      II's taken out. A delay of the whole ECG by t turns every z by exp(-2 pi i f t) and w not
-      at all (the complex channels turn by 144 degrees at 40 Hz for 10 ms); a lead's sign still
-      flips its own w; where lead II has no energy (|z_II| << complex_scale) w fades to 0
-      instead of carrying a random phase. 1 or 3 float32 tensors shaped like ``magnitude``.
-      Shared by ``spectrogram`` and ``dft.spectrogram`` so that the two cannot drift apart.
+      II's taken out; ``"relative_advance"`` adds the same of z * conj(z_prev) / (|z_prev| +
+      complex_scale), z_prev the lead's previous frame (the first frame: itself), which keeps
+      each lead's own phase progression. A delay of the whole ECG by t turns every z by
+      exp(-2 pi i f t) and neither w (the complex channels turn by 144 degrees at 40 Hz for
+      10 ms); a lead's sign still flips its own w; where the reference has no energy
+      (<< complex_scale) w fades to 0 instead of carrying a random phase. 1, 3 or 5 float32
+      tensors shaped like ``magnitude``. Shared by ``spectrogram`` and ``dft.spectrogram`` so
+      that the two cannot drift apart.
     """
     groups = [tf.math.log(magnitude + config.log_offset)]
-    if config.input == "relative":
-        ref = LEADS_INDEX_II
-        ref_re = tf.gather(real, [ref], axis=lead_axis)
-        ref_im = tf.gather(imag, [ref], axis=lead_axis)
-        # Divided, not times a reciprocal: with the reciprocal, tf.function and eager results
-        # differed by up to 4.8e-7 (measured; grappler rewrites it in graphs only), and the
-        # two must agree bitwise.
-        denominator = tf.sqrt(ref_re * ref_re + ref_im * ref_im) + config.complex_scale
-        real, imag = (
-            (real * ref_re + imag * ref_im) / denominator,
-            (imag * ref_re - real * ref_im) / denominator,
-        )
-        magnitude = tf.sqrt(real * real + imag * imag)
-    if config.input in ("complex", "relative"):
-        # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
-        # constant that way inside tf.function only, and eager and graph must agree bitwise.
-        relative = magnitude * (1.0 / config.complex_scale)
-        gain = tf.math.log1p(relative) / (magnitude + COMPLEX_EPSILON)
-        groups += [real * gain, imag * gain]
+    if config.input == "complex":
+        groups += _compressed(magnitude, real, imag, config)
+    if config.input in ("relative", "relative_advance"):
+        ref_re = tf.gather(real, [LEADS_INDEX_II], axis=lead_axis)
+        ref_im = tf.gather(imag, [LEADS_INDEX_II], axis=lead_axis)
+        groups += _compressed(*_times_conj(real, imag, ref_re, ref_im, config), config)
+    if config.input == "relative_advance":
+        frames = tf.shape(real)[frame_axis]
+        previous = tf.concat([[0], tf.range(frames - 1)], 0)
+        prev_re = tf.gather(real, previous, axis=frame_axis)
+        prev_im = tf.gather(imag, previous, axis=frame_axis)
+        groups += _compressed(*_times_conj(real, imag, prev_re, prev_im, config), config)
     return groups
+
+
+def _times_conj(real, imag, ref_re, ref_im, config: FeatureConfig):
+    """(|w|, Re w, Im w) of w = z * conj(ref) / (|ref| + complex_scale)."""
+    # Divided, not times a reciprocal: with the reciprocal, tf.function and eager results
+    # differed by up to 4.8e-7 (measured; grappler rewrites it in graphs only), and the
+    # two must agree bitwise.
+    denominator = tf.sqrt(ref_re * ref_re + ref_im * ref_im) + config.complex_scale
+    w_re = (real * ref_re + imag * ref_im) / denominator
+    w_im = (imag * ref_re - real * ref_im) / denominator
+    return tf.sqrt(w_re * w_re + w_im * w_im), w_re, w_im
+
+
+def _compressed(magnitude, real, imag, config: FeatureConfig) -> list[tf.Tensor]:
+    """Re and Im of z * log1p(|z| / complex_scale) / |z|."""
+    # Times the reciprocal, not divided by the scale: grappler rewrites a division by a
+    # constant that way inside tf.function only, and eager and graph must agree bitwise.
+    relative = magnitude * (1.0 / config.complex_scale)
+    gain = tf.math.log1p(relative) / (magnitude + COMPLEX_EPSILON)
+    return [real * gain, imag * gain]
 
 
 def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
@@ -130,7 +149,7 @@ def spectrogram(signal: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
         real, imag = (
             part[..., :num_bins] / window_sum for part in (tf.math.real(stft), tf.math.imag(stft))
         )
-    channels = channel_groups(magnitude, real, imag, config, lead_axis=-3)
+    channels = channel_groups(magnitude, real, imag, config, lead_axis=-3, frame_axis=-2)
     stacked = tf.concat(channels, axis=-3)  # [..., channels, frames, bins], group-major
     perm = list(range(rank - 2)) + [rank - 1, rank, rank - 2]
     spec = tf.transpose(stacked, perm)  # [..., frames, bins, channels]
