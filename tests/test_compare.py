@@ -201,7 +201,9 @@ def test_compare_runs_both_splits_side_by_side(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["split"]) == ["standard", "standard", "cross", "cross"]
     pairs = pd.read_csv(out / "pairs.csv")
-    assert list(pairs["split"]) == ["standard", "cross"] and (pairs["records"] == 5).all()
+    assert list(pairs["split"]) == ["standard", "cross"]
+    own = [pd.read_csv(out / s / "pairs.csv")["records"][0] for s in ("standard", "cross")]
+    assert list(pairs["records"]) == own and min(own) >= 3  # each split's own test fold
     standard = pd.read_csv(out / "standard" / "summary.csv")
     assert np.allclose(summary["val_macro_auc_mean"][:2], standard["val_macro_auc_mean"])
     md = (out / "summary.md").read_text()

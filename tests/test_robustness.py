@@ -85,4 +85,8 @@ def test_benchmark_prints_one_json_object(trained_run, real_ptbxl_dir):
         "per_record_max_le_0.05",
         "per_record_p95_le_0.02",
         "test_auc_within_0.01",
+        *(f"delay_{d}_sample_{g}" for d in ("1", "0.12") for g in ("max_le_0.05", "p95_le_0.02")),
     }
+    # A delay moves the answers (the test run is the magnitude input), a smaller one less.
+    one, tenth = (result[f"delay_{d}_sample"]["per_record_max"] for d in ("1", "0.12"))
+    assert 0 < tenth["median"] < one["median"] and one["max"] <= 1

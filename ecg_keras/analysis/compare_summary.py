@@ -214,11 +214,12 @@ def markdown(summary: dict, options) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_splits(summaries: dict[str, dict], options) -> dict:
+def write_splits(summaries: dict[str, dict], options, folds: dict) -> dict:
     """The splits side by side in ``options.output_dir`` (see the module docstring).
 
     Args:
       summaries: split -> ``summarize``'s tables of that split's runs.
+      folds: split -> its (train, validation, test) folds.
 
     Returns:
       {"runs", "configs", "pairs": DataFrames with a ``split`` column}.
@@ -232,18 +233,16 @@ def write_splits(summaries: dict[str, dict], options) -> dict:
     paired.write_csv_atomic(out / RUNS_CSV, tables["runs"])
     paired.write_csv_atomic(out / SUMMARY_CSV, tables["configs"])
     paired.write_csv_atomic(out / PAIRS_CSV, tables["pairs"])
-    atomic.write_text(out / SUMMARY_MD, splits_markdown(summaries, options))
+    atomic.write_text(out / SUMMARY_MD, splits_markdown(summaries, options, folds))
     return tables
 
 
-def splits_markdown(summaries: dict[str, dict], options) -> str:
-    """summary.md of a comparison over several splits."""
-    from ecg_keras.analysis.comparison import SPLITS
-
+def splits_markdown(summaries: dict[str, dict], options, split_folds: dict) -> str:
+    """summary.md of a comparison over several splits (``split_folds``: split -> folds)."""
     names = list(summaries)
     folds = "; ".join(
-        f"{n}: train {_folds(SPLITS[n][0])}, validation {_folds(SPLITS[n][1])}, "
-        f"test {_folds(SPLITS[n][2])}"
+        f"{n}: train {_folds(split_folds[n][0])}, validation {_folds(split_folds[n][1])}, "
+        f"test {_folds(split_folds[n][2])}"
         for n in names
     )
     head = " | ".join(f"{n} val | {n} test" for n in names)

@@ -286,7 +286,9 @@ def compare(options: CompareOptions) -> dict:
             plan(sub)
         results = {name: compare(sub) for name, sub in per_split.items()}
         summary = compare_summary.write_splits(
-            {name: r["summary"] for name, r in results.items()}, options
+            {name: r["summary"] for name, r in results.items()},
+            options,
+            {name: SPLITS[name] for name in options.splits},
         )
         report.write(options.output_dir)
         return {
