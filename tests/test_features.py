@@ -34,13 +34,19 @@ def _scipy_reference(signal, config):
     return np.log(np.abs(_scipy_stft(signal, config)) + config.log_offset).transpose(2, 1, 0)
 
 
-def _scipy_complex_reference(signal, config):
-    """The complex input with scipy: log |z|, then Re and Im of z * log1p(|z| / scale) / |z|
-    (0 where |z| = 0), z the STFT scaled to mV, each group lead-major: [frames, bins, 36]."""
+def _scipy_phase_reference(signal, config, relative: bool):
+    """The complex (or relative) input with scipy: log |z|, then Re and Im of
+    w * log1p(|w| / scale) / |w| (0 where |w| = 0), z the STFT scaled to mV and w = z, or with
+    ``relative`` w = z * conj(z_II) / (|z_II| + complex_scale); each group lead-major:
+    [frames, bins, 36]."""
     z = _scipy_stft(signal.astype(np.float64), config)  # [12, bins, frames]
-    magnitude = np.abs(z)
-    gain = np.log1p(magnitude / config.complex_scale) / np.where(magnitude > 0, magnitude, 1)
-    groups = [np.log(magnitude + config.log_offset), z.real * gain, z.imag * gain]
+    w = z
+    if relative:
+        ref = z[features.LEADS_INDEX_II]
+        w = z * np.conj(ref) / (np.abs(ref) + config.complex_scale)
+    size = np.abs(w)
+    gain = np.log1p(size / config.complex_scale) / np.where(size > 0, size, 1)
+    groups = [np.log(np.abs(z) + config.log_offset), w.real * gain, w.imag * gain]
     return np.concatenate(groups, axis=0).transpose(2, 1, 0)
 
 
@@ -50,22 +56,12 @@ def test_complex_spectrogram_matches_scipy(rate):
     signal = np.random.default_rng(rate).normal(0, 0.3, (rate * 10, 12)).astype(np.float32)
     ours = features.spectrogram(signal, config).numpy()
     assert ours.shape == (118, 26, 36) and ours.dtype == np.float32
-    np.testing.assert_allclose(ours, _scipy_complex_reference(signal, config), atol=1e-4)
+    np.testing.assert_allclose(
+        ours, _scipy_phase_reference(signal, config, relative=False), atol=1e-4
+    )
     # The first 12 channels are the magnitude input itself.
     magnitude = features.spectrogram(signal, dataclasses.replace(config, input="magnitude"))
     np.testing.assert_allclose(ours[..., :12], magnitude.numpy(), atol=1e-6)
-
-
-def _scipy_relative_reference(signal, config):
-    """The relative input with scipy: log |z|, then Re and Im of the compressed
-    w = z * conj(z_II) / (|z_II| + complex_scale): [frames, bins, 36]."""
-    z = _scipy_stft(signal.astype(np.float64), config)  # [12, bins, frames]
-    ref = z[features.LEADS_INDEX_II]
-    w = z * np.conj(ref) / (np.abs(ref) + config.complex_scale)
-    size = np.abs(w)
-    gain = np.log1p(size / config.complex_scale) / np.where(size > 0, size, 1)
-    groups = [np.log(np.abs(z) + config.log_offset), w.real * gain, w.imag * gain]
-    return np.concatenate(groups, axis=0).transpose(2, 1, 0)
 
 
 @pytest.mark.parametrize("rate", [100, 500])
@@ -74,7 +70,9 @@ def test_relative_channels_match_scipy_and_do_not_turn_with_a_delay(rate):
     noise = np.random.default_rng(rate).normal(0, 0.3, (rate * 10, 12)).astype(np.float32)
     ours = features.spectrogram(noise, config).numpy()
     assert ours.shape == (118, 26, 36)
-    np.testing.assert_allclose(ours, _scipy_relative_reference(noise, config), atol=1e-4)
+    np.testing.assert_allclose(
+        ours, _scipy_phase_reference(noise, config, relative=True), atol=1e-4
+    )
     # Sines at bin frequencies, each lead its own amplitude, phase and sign, delayed by one
     # sample (10 ms at 100 Hz): the complex channels turn by 2 pi f dt, the relative ones not.
     bin_hz = rate / features.stft_sizes(config)[2]
