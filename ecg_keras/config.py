@@ -281,7 +281,9 @@ class TrainConfig:
                     f"--{name}={getattr(self, name)} applies to spectrogram models; "
                     f"--model={self.model} takes the raw signal and keeps the benchmark's {name}"
                 )
-        if self.features.input != default.features.input:
+        if self.features.input != default.features.input and not self.model.startswith(
+            "vgg_resnet1d"
+        ):  # the two-stream presets compute their own spectrogram (models/dual.py)
             raise ValueError(
                 f"--input={self.features.input} applies to spectrogram models; "
                 f"--model={self.model} takes the raw signal"

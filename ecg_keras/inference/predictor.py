@@ -77,6 +77,7 @@ def load_member(workdir, model_path=None, data_dir: str | None = None, run=None)
     """
     import keras
 
+    from ecg_keras.models import raw  # noqa: F401  registers the feature layers (models/dual.py)
     from ecg_keras.training import losses  # noqa: F401  registers the loss model.keras may name
     from ecg_keras.training.run import Run
 

@@ -37,6 +37,15 @@ PyTorch does not count (resnet1d_wang: 473,349 trainable, the benchmark's figure
 
 ``resnet1d_tiny`` is for tests only.
 
+The two-stream preset (``models/dual.py``): the signal into resnet1d_wang's trunk and, through
+its own STFT (``--input``'s channels), into vgg_small's trunk; both pooled into one head.
+Representation "signal"; it takes exactly ``input_samples`` samples.
+
+| preset | family | architecture | params |
+| --- | --- | --- | --- |
+| vgg_resnet1d | dual | vgg_small + resnet1d_wang trunks, MLP head 128 | 1,700,469 |
+| vgg_resnet1d_tiny | dual | for tests only | |
+
 ``vgg11`` keeps VGG-11's full widths rather than a width-reduced copy: halving them gives
 1.13M parameters, a near duplicate of ``vgg_small``, whereas full widths make the presets a
 real capacity axis (tiny -> small -> full). ``vgg_small`` is the MEASURED spectrogram baseline
@@ -53,6 +62,7 @@ from __future__ import annotations
 
 import keras
 
+from ecg_keras.models.dual import build_dual
 from ecg_keras.models.inception1d import build_inception1d
 from ecg_keras.models.raw import SpectrogramLayer, StandardizeLayer, build_raw_model
 from ecg_keras.models.resnet import RESNET18_STAGES, build_resnet
@@ -66,8 +76,11 @@ FAMILIES = {
     "resnet1d": build_resnet1d,
     "xresnet1d": build_xresnet1d,
     "inception1d": build_inception1d,
+    "dual": build_dual,
 }
-SIGNAL_FAMILIES = ("resnet1d", "xresnet1d", "inception1d")  # the rest take spectrograms
+# Families on the standardized signal; the rest take spectrograms. "dual" computes its own
+# spectrogram from the signal (models/dual.py).
+SIGNAL_FAMILIES = ("resnet1d", "xresnet1d", "inception1d", "dual")
 
 _SMALL_STAGES = ((32, 2), (64, 2), (128, 2), (256, 2))
 _TINY_STAGES = ((4, 1), (8, 1), (16, 1))
@@ -87,6 +100,16 @@ PRESETS = {
     ),
     "xresnet1d101": ("xresnet1d", {"stages": XRESNET101_STAGES}),
     "inception1d": ("inception1d", {}),
+    "vgg_resnet1d": ("dual", {}),
+    "vgg_resnet1d_tiny": (
+        "dual",
+        {
+            "vgg_stages": ((4, 1), (8, 1), (16, 1)),
+            "resnet_stages": ((8, 1), (8, 1), (8, 1)),
+            "stem_filters": 8,
+            "head_units": 16,
+        },
+    ),
 }
 PRESETS["vgg"] = PRESETS["vgg11"]
 PRESETS["resnet"] = PRESETS["resnet18"]
@@ -139,6 +162,7 @@ __all__ = [
     "SIGNAL_FAMILIES",
     "SpectrogramLayer",
     "StandardizeLayer",
+    "build_dual",
     "build_inception1d",
     "build_raw_model",
     "build_resnet",

@@ -78,25 +78,43 @@ def concat_pool_head(x, num_classes, dropout, units, name="head"):
     """The benchmark's head (fastai ``create_head1d`` with ``lin_ftrs=[units]``).
 
     Global max and average pooling concatenated (``{name}_max``, ``{name}_avg``,
-    ``{name}_concat``), then BN -> dropout ``dropout / 2`` -> Dense(units) -> ReLU -> BN ->
-    dropout ``dropout`` -> Dense(num_classes) ``logits``: fastai halves the rate of every
-    dropout but the last.
+    ``{name}_concat``), then ``dense_head``.
 
     Args:
       x: float32 [batch, samples, channels].
+      num_classes, dropout, units, name: as ``dense_head``.
+
+    Returns:
+      float32 [batch, num_classes] logits, no activation (the loss takes ``from_logits``).
+    """
+    return dense_head(concat_pool(x, name), num_classes, dropout, units, name)
+
+
+def concat_pool(x, name="head"):
+    """Global max and average pooling concatenated: float32 [batch, samples, channels] ->
+    [batch, 2 * channels] (``{name}_max``, ``{name}_avg``, ``{name}_concat``)."""
+    pooled = [
+        layers.GlobalMaxPooling1D(name=f"{name}_max")(x),
+        layers.GlobalAveragePooling1D(name=f"{name}_avg")(x),
+    ]
+    return layers.Concatenate(name=f"{name}_concat")(pooled)
+
+
+def dense_head(x, num_classes, dropout, units, name="head"):
+    """The benchmark's MLP on pooled features: BN ``{name}_bn1`` -> dropout ``dropout / 2`` ->
+    Dense(units) ``{name}_dense`` -> ReLU -> BN ``{name}_bn2`` -> dropout ``dropout`` ->
+    Dense(num_classes) ``logits`` (fastai halves the rate of every dropout but the last).
+
+    Args:
+      x: float32 [batch, features].
       num_classes: outputs.
       dropout: rate of the last dropout, in [0, 1); 0 adds no dropout layers.
       units: hidden width (the benchmark's 128).
       name: prefix of the layer names.
 
     Returns:
-      float32 [batch, num_classes] logits, no activation (the loss takes ``from_logits``).
+      float32 [batch, num_classes] logits, no activation.
     """
-    pooled = [
-        layers.GlobalMaxPooling1D(name=f"{name}_max")(x),
-        layers.GlobalAveragePooling1D(name=f"{name}_avg")(x),
-    ]
-    x = layers.Concatenate(name=f"{name}_concat")(pooled)  # [batch, 2 * channels]
     x = batch_norm(x, f"{name}_bn1")
     if dropout:
         x = layers.Dropout(dropout / 2, name=f"{name}_dropout1")(x)

@@ -91,11 +91,21 @@ def build_resnet1d(
         raise ValueError(f"kernel_sizes must be two odd integers, got {kernel_sizes!r}")
 
     inputs = keras.Input(input_shape, name="signal")  # [batch, samples, 12]
-    x = blocks1d.conv_bn(inputs, stem_filters, stem_kernel, "stem")
+    x = trunk(inputs, stages, stem_filters, stem_kernel, kernel_sizes)
+    logits = blocks1d.concat_pool_head(x, num_classes, dropout, head_units)
+    return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
+
+
+def trunk(x, stages, stem_filters, stem_kernel, kernel_sizes):
+    """The stem and the basic blocks (arguments checked by ``build_resnet1d``).
+
+    Returns:
+      float32 [batch, ceil(samples / 2**(len(stages) - 1)), stages[-1][0]].
+    """
+    x = blocks1d.conv_bn(x, stem_filters, stem_kernel, "stem")
     for i, (filters, num_blocks) in enumerate(stages, start=1):
         for j in range(1, num_blocks + 1):
             stride = 2 if i > 1 and j == 1 else 1
             x = basic_block(x, filters, stride, kernel_sizes, f"stage{i}_block{j}")
         # [batch, ceil(samples / 2**(i-1)), filters]
-    logits = blocks1d.concat_pool_head(x, num_classes, dropout, head_units)
-    return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
+    return x

@@ -14,45 +14,13 @@ saves ``network``, so evaluation and export are the same whichever path trained 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import keras
 import tensorflow as tf
 
-from ecg_keras.config import FeatureConfig
-from ecg_keras.data import features, ptbxl
-from ecg_keras.models.raw import SpectrogramLayer
-
-
-@keras.saving.register_keras_serializable(package="ecg_keras")
-class SpecAugment(keras.layers.Layer):
-    """``features.spec_augment`` when training, the identity otherwise.
-
-    Call:
-      float32 [batch, frames, bins, channels] -> the same, each example with its own masks
-      drawn from the layer's ``keras.random.SeedGenerator`` (seeded by
-      ``keras.utils.set_random_seed``, so a run is reproducible).
-    """
-
-    def __init__(self, feature_config, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(feature_config, dict):
-            feature_config = FeatureConfig(**feature_config)
-        self.feature_config = feature_config
-        self.generator = keras.random.SeedGenerator(seed)
-
-    def call(self, spec, training=False):
-        if not training:
-            return spec
-        seed = tf.cast(self.generator.next(), tf.int32)  # [2]
-        return features.spec_augment(spec, self.feature_config, seed)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "feature_config": dataclasses.asdict(self.feature_config)}
+from ecg_keras.data import ptbxl
+from ecg_keras.models.raw import SpecAugment, SpectrogramLayer
 
 
 def computes_features(config) -> bool:

@@ -108,6 +108,8 @@ def _kept_network(model, saved, keep, workdir: Path):
     epoch was saved by an earlier process (a resumed run whose best came before the kill)."""
     import keras
 
+    from ecg_keras.models import raw  # noqa: F401  registers the feature layers
+
     if keep.kept_weights is None:
         return keras.models.load_model(workdir / filenames.MODEL, compile=False)
     network = saved() if saved else model

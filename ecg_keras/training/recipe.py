@@ -47,9 +47,12 @@ def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
     """A spectrogram model's (frames, bins, channels) of a training crop (channels 12, or 36
     with ``--input=complex``), frames None with a pooling head; a signal model's (None, 12).
     With None the model also takes whole 10 s records (``evaluate --windows=0``, export)."""
+    from ecg_keras import models
     from ecg_keras.data import features, ptbxl
 
     if config.features.representation == "signal":
+        if models.PRESETS[config.model][0] == "dual":  # its DFT-matmul STFT needs a fixed size
+            return (config.features.input_samples, ptbxl.NUM_LEADS)
         return (None, ptbxl.NUM_LEADS)  # the 1D heads pool globally
     frames, bins, channels = features.spectrogram_shape(
         config.features, config.features.input_samples
@@ -80,6 +83,16 @@ def build_model(run):
     if config.features.representation == "signal":
         config.check_signal_overrides()
         overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
+        if models.PRESETS[config.model][0] == "dual":  # computes the spectrogram itself
+            if config.stages:
+                raise ValueError(f"--stages does not apply to --model={config.model}")
+            mean, std = run.stats
+            overrides = {
+                "dropout": overrides["dropout"],
+                "feature_config": config.features,
+                "signal_mean": float(mean),
+                "signal_std": float(std),
+            }
     network = models.get(config.model, shape, len(run.classes), **overrides)
     if config.init_from:
         from ecg_keras.training import warm_start

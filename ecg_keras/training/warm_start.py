@@ -97,6 +97,8 @@ class Source:
         """
         import keras
 
+        from ecg_keras.models import raw  # noqa: F401  registers the feature layers
+
         model = keras.models.load_model(self.workdir / filenames.MODEL, compile=False)
         old = {layer.name: layer for layer in model.layers if layer.weights}
         same_head = tuple(classes) == self.classes

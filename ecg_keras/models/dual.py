@@ -1,0 +1,118 @@
+"""A two-stream model: the spectrogram's VGG trunk and resnet1d_wang's trunk, one head.
+
+Issue 20's hypothesis: the complex-spectrogram VGG and the benchmark's 1D ResNet err on
+different records (3 + 3 of them ensembled gave validation 0.935 against 0.922-0.925 for
+either alone), so one network that pools both trunks' features into one head may keep that
+gain at one model's cost. The network takes what a 1D model takes, the standardized signal,
+so the input pipeline, export and inference treat it as a model on the signal
+(``models.representation`` is "signal"); it computes its spectrogram itself:
+
+    signal [batch, samples, 12] (standardized) --+--> resnet1d trunk -> max+avg pool [256]
+                                                 |
+      x std + mean (mV) -> STFT channels (float32, DFT-matmul) -> per (bin, channel) BN
+      -> SpecAugment (training only) -> VGG trunk -> global average pool [256] --+
+                                                                                  |
+                      concat [512] -> the benchmark's MLP head -> logits [batch, classes]
+
+The spectrogram's normalization is a BatchNormalization per (bin, channel) (``spec_norm``):
+its moving mean and variance play the part of ``feature_stats`` for the spectrogram models,
+learned from the training batches instead of a pass over the training folds. The STFT is the
+DFT-matmul one (``data/dft.py``), which TFLite's int8 mode can quantize; it needs a static
+number of samples, so the network takes exactly ``input_samples`` (one crop or window).
+
+Layer names are those of ``build_resnet1d`` (``stem_conv``, ``stage2_block1_1_conv``) and
+``build_vgg`` (``block1_conv1``), so ``train --init_from`` copies either model's trunk.
+
+    model = build_dual((250, 12), 5, feature_config=FeatureConfig(input="relative"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import layers
+
+from ecg_keras.config import FeatureConfig
+from ecg_keras.data import features
+from ecg_keras.models import blocks, blocks1d, resnet1d
+from ecg_keras.models.blocks import NUM_LEADS, check_stages
+from ecg_keras.models.raw import SpecAugment, SpectrogramLayer
+
+SMALL_VGG_STAGES = ((32, 2), (64, 2), (128, 2), (256, 2))  # vgg_small's
+
+
+def build_dual(
+    input_shape,
+    num_classes,
+    feature_config=None,
+    signal_mean=0.0,
+    signal_std=1.0,
+    vgg_stages=SMALL_VGG_STAGES,
+    resnet_stages=resnet1d.WANG_STAGES,
+    stem_filters=128,
+    dropout=0.5,
+    head_units=128,
+    name="dual",
+) -> keras.Model:
+    """Builds the two-stream classifier on the standardized signal; it outputs logits.
+
+    Args:
+      input_shape: (samples, 12), samples static (the DFT-matmul STFT's output size is fixed).
+      num_classes: number of outputs.
+      feature_config: FeatureConfig (or its dict) of the spectrogram stream: STFT settings,
+        ``input`` (its channels: ``features.num_channels``) and SpecAugment masks; None is
+        ``FeatureConfig(input="relative")``.
+      signal_mean, signal_std: the training statistics the signal was standardized with
+        (``StandardizeLayer``'s), so that the spectrogram stream sees mV again.
+      vgg_stages: (filters, num_convs) of the spectrogram trunk.
+      resnet_stages, stem_filters: the 1D trunk (``build_resnet1d``'s, kernels 7 / (5, 3)).
+      dropout: the head's last dropout (the first is half of it), in [0, 1).
+      head_units: hidden width of the head.
+      name: the model's name.
+
+    Returns:
+      keras.Model: float32 [batch, samples, 12] (standardized signal) -> logits float32
+      [batch, num_classes].
+
+    Raises:
+      ValueError: on a bad argument, with the value received.
+    """
+    if isinstance(feature_config, dict):
+        feature_config = FeatureConfig(**feature_config)
+    feature_config = feature_config or FeatureConfig(input="relative")
+    feature_config = dataclasses.replace(feature_config, representation="spectrogram")
+    samples = tuple(input_shape)[0] if len(tuple(input_shape)) == 2 else None
+    if samples is None or tuple(input_shape)[1] != NUM_LEADS:
+        raise ValueError(
+            f"input_shape must be (samples, {NUM_LEADS}) with static samples, got {input_shape!r}"
+        )
+    input_shape = blocks1d.check_args(input_shape, num_classes, dropout, head_units)
+    vgg_stages = check_stages(vgg_stages, "num_convs")
+    resnet_stages = check_stages(resnet_stages, "num_blocks")
+    if not float(signal_std) > 0:
+        raise ValueError(f"signal_std must be > 0, got {signal_std!r}")
+    frames, bins, channels = features.spectrogram_shape(feature_config, samples)
+
+    inputs = keras.Input(input_shape, name="signal")  # [batch, samples, 12]
+    raw = resnet1d.trunk(inputs, resnet_stages, stem_filters, 7, (5, 3))
+    raw = blocks1d.concat_pool(raw, name="raw_pool")  # [batch, 2 * resnet filters]
+
+    # float32 whatever the policy: the STFT's phase and the log need its precision.
+    mv = layers.Rescaling(signal_std, signal_mean, name="to_mv", dtype="float32")(inputs)
+    spec = SpectrogramLayer(feature_config, stft="matmul", name="stft", dtype="float32")(mv)
+    flat = layers.Reshape((frames, bins * channels), name="spec_flat", dtype="float32")(spec)
+    # PyTorch's momentum, not Keras' 0.99: ~24 steps per epoch here, and until the moving
+    # statistics converge the spectrogram reaches the trunk unnormalized in evaluation.
+    flat = layers.BatchNormalization(momentum=0.9, name="spec_norm", dtype="float32")(flat)
+    spec = layers.Reshape((frames, bins, channels), name="spec_unflat", dtype="float32")(flat)
+    if feature_config.time_masks or feature_config.freq_masks:
+        spec = SpecAugment(feature_config, name="spec_augment", dtype="float32")(spec)
+    x = spec
+    for i, (filters, num_convs) in enumerate(vgg_stages, start=1):
+        x = blocks.vgg_block(x, filters, num_convs, 3, name=f"block{i}")
+    x = layers.GlobalAveragePooling2D(name="spec_gap")(x)  # [batch, vgg filters]
+
+    joint = layers.Concatenate(name="joint")([raw, x])
+    logits = blocks1d.dense_head(joint, num_classes, dropout, head_units)
+    return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
