@@ -1,0 +1,193 @@
+"""The two-stream model (models/dual.py, presets vgg_resnet1d*): its parameters, that its
+spectrogram stream sees the STFT channels of the ECG in mV and stays float32 under a mixed
+policy, its save/load round trip, its flags, learning, and a trained run's export through
+every artifact check (TFLite int8 included)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecg_keras import models
+from ecg_keras.config import FeatureConfig, TrainConfig
+from ecg_keras.data import dft, features
+from ecg_keras.training import experiment as train
+from ecg_keras.training import recipe
+from ecg_keras.training.run import Run
+
+from conftest import run_cli, tiny_benchmark_split_tfrecords
+
+NUM_CLASSES = 5
+RELATIVE = FeatureConfig(input="relative")
+SAMPLES = RELATIVE.input_samples  # 250: one 2.5 s crop at 100 Hz
+TFLITE = ["tflite_float32", "tflite_float16", "tflite_dynamic_int8", "tflite_int8"]
+
+
+def _ecg(n, seed=0):
+    return np.random.default_rng(seed).normal(0, 0.3, (n, SAMPLES, 12)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [("vgg_resnet1d", 1_700_469), ("vgg_resnet1d_tiny", 11_893)]
+)
+def test_preset(name, params):
+    model = models.get(name, (SAMPLES, 12), NUM_CLASSES, feature_config=RELATIVE)
+    assert models.representation(name) == "signal"
+    assert model.count_params() == params
+    assert model.input_shape == (None, SAMPLES, 12) and model.output_shape == (None, NUM_CLASSES)
+    names = {layer.name for layer in model.layers}
+    assert {"raw_phases", "stft", "spec_norm", "block1_conv1", "logits"} <= names
+    trunk = {layer.name for layer in model.get_layer("raw_phases").trunk.layers}
+    assert {"stem_conv", "stage2_block1_1_conv", "stage3_block1_add"} <= trunk
+    assert model(_ecg(2)).shape == (2, NUM_CLASSES)
+
+
+def test_spectrogram_stream_sees_the_ecg_in_mv():
+    """The network takes the standardized signal; its STFT layer must see (x * std + mean),
+    i.e. the ECG in mV, and compute ``features.spectrogram``'s channels of it."""
+    mean, std = 0.02, 0.25
+    model = models.get(
+        "vgg_resnet1d_tiny", (SAMPLES, 12), NUM_CLASSES,
+        feature_config=RELATIVE, signal_mean=mean, signal_std=std,
+    )  # fmt: skip
+    ecg_mv = _ecg(3, seed=1)
+    stft = keras.Model(model.input, model.get_layer("stft").output)
+    got = np.asarray(stft((ecg_mv - mean) / std))
+    assert got.shape == (3, *features.spectrogram_shape(RELATIVE, SAMPLES))
+    np.testing.assert_allclose(got, np.asarray(dft.spectrogram(ecg_mv, RELATIVE)), atol=1e-5)
+    # The FFT path rounds differently (data/dft.py: ~1e-5); 1e-4 still tells a wrong scale.
+    np.testing.assert_allclose(got, np.asarray(features.spectrogram(ecg_mv, RELATIVE)), atol=1e-4)
+
+
+def test_feature_layers_stay_float32_under_a_mixed_policy():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = models.get("vgg_resnet1d_tiny", (SAMPLES, 12), NUM_CLASSES)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    for name in ("to_mv", "stft", "spec_norm", "spec_augment", "logits"):
+        assert model.get_layer(name).compute_dtype == "float32", name
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("raw_phases").trunk.get_layer("stem_conv").compute_dtype == "bfloat16"
+
+
+# Keras 3.15's .keras writer calls np.array() on every variable, which numpy 2.4 warns about.
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_round_trips_through_a_keras_file(tmp_path):
+    model = models.get(
+        "vgg_resnet1d_tiny", (SAMPLES, 12), NUM_CLASSES, feature_config=RELATIVE, signal_std=0.3
+    )
+    x = _ecg(4, seed=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert loaded.get_layer("stft").feature_config.input == "relative"
+    assert loaded.get_layer("stft").stft == "matmul"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_shape": (None, 12)}, r"\(samples, 12\) with static samples, got \(None, 12\)"),
+        ({"input_shape": (24, 33, 12)}, r"\(samples, 12\) with static samples"),
+        ({"signal_std": 0.0}, r"signal_std must be > 0, got 0.0"),
+        ({"vgg_stages": ()}, r"\(filters, num_convs\) pairs.*got \(\)"),
+    ],
+)
+def test_invalid_arguments(kwargs, message):
+    kwargs = {"input_shape": (SAMPLES, 12), "num_classes": NUM_CLASSES, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        models.build_dual(**kwargs)
+
+
+def test_flags_it_takes_and_refuses():
+    """--input chooses the spectrogram stream's channels (a plain 1D model refuses it);
+    --stages has no meaning for two trunks and is refused by name."""
+    shape = recipe.model_input_shape(
+        TrainConfig(
+            model="vgg_resnet1d_tiny",
+            features=FeatureConfig(input="relative", representation="signal"),
+        )
+    )
+    assert shape == (SAMPLES, 12)  # static: the DFT-matmul STFT has a fixed size
+    with pytest.raises(ValueError, match="--input=relative applies to spectrogram models"):
+        TrainConfig(
+            model="resnet1d_tiny", features=FeatureConfig(input="relative", representation="signal")
+        ).check_signal_overrides()
+    TrainConfig(
+        model="vgg_resnet1d_tiny",
+        features=FeatureConfig(input="relative", representation="signal"),
+    ).check_signal_overrides()  # accepted
+
+
+def _tones(n, seed):
+    """Class k: a (2 + 3k) Hz tone of random phase and per-lead gain, in noise; [n, 250, 12]."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, NUM_CLASSES, n)
+    t = np.arange(SAMPLES) / 100
+    phase = rng.uniform(0, 2 * np.pi, (n, 1))
+    tone = np.sin(2 * np.pi * (2 + 3 * labels[:, None]) * t + phase)  # [n, 250]
+    x = tone[:, :, None] * rng.uniform(0.5, 1.5, (n, 1, 12)) + rng.normal(0, 0.3, (n, SAMPLES, 12))
+    return x.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+@pytest.mark.slow
+def test_learns_tones():
+    """Held-out AUC well above chance (0.5) after a few epochs on synthetic tones."""
+    keras.utils.set_random_seed(0)
+    (x, y), (x_test, y_test) = _tones(320, 0), _tones(128, 1)
+    model = models.get("vgg_resnet1d_tiny", (SAMPLES, 12), NUM_CLASSES)
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=5, verbose=0)
+    scores = 1 / (1 + np.exp(-model.predict(x_test, batch_size=128, verbose=0)))
+    assert roc_auc_score(y_test, scores) > 0.9
+
+
+@pytest.mark.slow
+def test_trained_run_exports_and_passes_every_check(tmp_path):
+    """``vgg_resnet1d_tiny`` on the relative input, 6 epochs on 50 tiny records (folds as
+    ``tiny_signal_run``'s), then ``export``: keras, SavedModel and every TFLite artifact
+    within their bounds of ``evaluate``'s probabilities, the int8 one included."""
+    config = TrainConfig(
+        data_dir=str(tiny_benchmark_split_tfrecords(tmp_path)),
+        model="vgg_resnet1d_tiny",
+        features=FeatureConfig(input="relative"),
+        epochs=6,
+        batch_size=8,
+        learning_rate=1e-2,
+        dropout=0.3,
+        select="last",
+    )
+    workdir = tmp_path / "run"
+    metrics = train.train_and_evaluate(config, workdir)
+    run = Run.load(workdir)
+    assert run.config.features.representation == "signal"
+    assert run.config.features.input == "relative"
+    output_dir = tmp_path / "saved_models" / "dual"
+    done = run_cli(
+        "export", f"--workdir={workdir}", f"--output_dir={output_dir}", "--calibration_records=20"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((output_dir / "1" / "export.json").read_text())
+    artifacts = {a["name"]: a["check"] for a in result["artifacts"]}
+    assert list(artifacts) == ["keras", "saved_model", *TFLITE] and result["passed"]
+    assert result["float_macro_auc"] == pytest.approx(metrics["test"]["macro_auc"])
+
+
+def test_phase_average_averages_crops_in_inference_only():
+    """Inference: the mean of the trunk over ``phases`` crops one sample apart; training: the
+    trunk on the whole input, so the trained weights do not depend on ``phases``."""
+    from ecg_keras.models.dual import PhaseAverage
+
+    crop = keras.Input((None, 12))
+    trunk = keras.Model(crop, keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(3, 5)(crop)))
+    layer = PhaseAverage(trunk, 4)
+    x = _ecg(2, seed=3)
+    crops = [np.asarray(trunk(x[:, k : k + SAMPLES - 3])) for k in range(4)]
+    np.testing.assert_allclose(np.asarray(layer(x)), np.mean(crops, 0), atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True)), np.asarray(trunk(x)))
+    with pytest.raises(ValueError, match="phases must be an integer >= 1, got 0"):
+        PhaseAverage(trunk, 0)
