@@ -18,6 +18,7 @@ from ecg_keras.training import recipe
 from ecg_keras.training.run import Run
 
 from conftest import run_cli, tiny_benchmark_split_tfrecords
+from test_models_1d import _tones
 
 NUM_CLASSES = 5
 RELATIVE = FeatureConfig(input="relative")
@@ -121,17 +122,6 @@ def test_flags_it_takes_and_refuses():
         model="vgg_resnet1d_tiny",
         features=FeatureConfig(input="relative", representation="signal"),
     ).check_signal_overrides()  # accepted
-
-
-def _tones(n, seed):
-    """Class k: a (2 + 3k) Hz tone of random phase and per-lead gain, in noise; [n, 250, 12]."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, NUM_CLASSES, n)
-    t = np.arange(SAMPLES) / 100
-    phase = rng.uniform(0, 2 * np.pi, (n, 1))
-    tone = np.sin(2 * np.pi * (2 + 3 * labels[:, None]) * t + phase)  # [n, 250]
-    x = tone[:, :, None] * rng.uniform(0.5, 1.5, (n, 1, 12)) + rng.normal(0, 0.3, (n, SAMPLES, 12))
-    return x.astype(np.float32), np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
 @pytest.mark.slow
