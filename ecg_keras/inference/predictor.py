@@ -75,9 +75,8 @@ def load_member(workdir, model_path=None, data_dir: str | None = None, run=None)
     Raises:
       FileNotFoundError naming the workdir or model file that is missing.
     """
-    import keras
 
-    from ecg_keras.models import raw  # noqa: F401  registers the feature layers (models/dual.py)
+    from ecg_keras import models
     from ecg_keras.training import losses  # noqa: F401  registers the loss model.keras may name
     from ecg_keras.training.run import Run
 
@@ -86,7 +85,7 @@ def load_member(workdir, model_path=None, data_dir: str | None = None, run=None)
     run = run or Run.load(workdir, data_dir)  # names the workdir when run.json is missing
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found: {workdir} holds no trained model")
-    network = keras.models.load_model(model_path, compile=False)  # inference only
+    network = models.load(model_path)  # inference only
     return Member(run, network, workdir, model_path)
 
 

@@ -124,6 +124,19 @@ def representation(name) -> str:
     return "signal" if PRESETS[name][0] in SIGNAL_FAMILIES else "spectrogram"
 
 
+def is_two_stream(name) -> bool:
+    """Whether the preset ``name`` computes its own spectrogram from the signal
+    (``models/dual.py``): it takes a fixed number of samples and the run's ``--input``."""
+    return PRESETS[name][0] == "dual"
+
+
+def load(path) -> keras.Model:
+    """``keras.models.load_model(path, compile=False)``: a saved network for inference or
+    warm starts. Through this package, every custom layer it may name is registered
+    (``raw.SpectrogramLayer``, ``raw.SpecAugment``, ``dual.PhaseAverage``)."""
+    return keras.models.load_model(path, compile=False)
+
+
 def get(name, input_shape, num_classes, **overrides) -> keras.Model:
     """Builds the preset ``name``.
 
@@ -172,5 +185,7 @@ __all__ = [
     "build_vgg",
     "build_xresnet1d",
     "get",
+    "is_two_stream",
+    "load",
     "representation",
 ]

@@ -106,12 +106,10 @@ def _kept_network(model, saved, keep, workdir: Path):
     """The float32 network ``KeepModel`` kept (the best or the last epoch), in memory: the
     fitted network given the kept weights. Read back from ``model.keras`` only when the kept
     epoch was saved by an earlier process (a resumed run whose best came before the kill)."""
-    import keras
-
-    from ecg_keras.models import raw  # noqa: F401  registers the feature layers
+    from ecg_keras import models
 
     if keep.kept_weights is None:
-        return keras.models.load_model(workdir / filenames.MODEL, compile=False)
+        return models.load(workdir / filenames.MODEL)
     network = saved() if saved else model
     network.set_weights(keep.kept_weights)
     return network

@@ -51,7 +51,7 @@ def model_input_shape(config: TrainConfig) -> tuple[int | None, ...]:
     from ecg_keras.data import features, ptbxl
 
     if config.features.representation == "signal":
-        if models.PRESETS[config.model][0] == "dual":  # its DFT-matmul STFT needs a fixed size
+        if models.is_two_stream(config.model):  # its DFT-matmul STFT needs a fixed size
             return (config.features.input_samples, ptbxl.NUM_LEADS)
         return (None, ptbxl.NUM_LEADS)  # the 1D heads pool globally
     frames, bins, channels = features.spectrogram_shape(
@@ -83,7 +83,7 @@ def build_model(run):
     if config.features.representation == "signal":
         config.check_signal_overrides()
         overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
-        if models.PRESETS[config.model][0] == "dual":  # computes the spectrogram itself
+        if models.is_two_stream(config.model):  # computes the spectrogram itself
             if config.stages:
                 raise ValueError(f"--stages does not apply to --model={config.model}")
             mean, std = run.stats

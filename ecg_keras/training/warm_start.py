@@ -95,11 +95,10 @@ class Source:
         Raises:
           ValueError: no layer with weights matched (another architecture).
         """
-        import keras
 
-        from ecg_keras.models import raw  # noqa: F401  registers the feature layers
+        from ecg_keras import models
 
-        model = keras.models.load_model(self.workdir / filenames.MODEL, compile=False)
+        model = models.load(self.workdir / filenames.MODEL)
         old = {layer.name: layer for layer in model.layers if layer.weights}
         same_head = tuple(classes) == self.classes
         copied, new = [], []
