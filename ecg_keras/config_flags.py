@@ -35,7 +35,14 @@ FOLD_FLAGS = ("train_folds", "val_folds", "test_folds")
 # compare (reusing) recognize a run. A complex-input run writes both.
 PHASE_FLAGS = ("input", "complex_scale")
 # Flags added after runs existed, left out at their defaults for the same reason.
-LATER_FLAGS = ("features_in", "jit_compile", "precision", "delay_seconds", "init_from")
+LATER_FLAGS = (
+    "features_in",
+    "jit_compile",
+    "precision",
+    "delay_seconds",
+    "init_from",
+    "validation_freq",
+)
 
 
 def define_config_flags() -> None:

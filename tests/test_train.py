@@ -104,6 +104,8 @@ def test_bad_input_fails_before_training(tiny_ptbxl, tmp_path):
         TrainConfig(select="first")
     with pytest.raises(ValueError, match="--adam_beta2=1.0"):
         TrainConfig(adam_beta2=1.0)
+    with pytest.raises(ValueError, match="--validation_freq=0: must be >= 1"):
+        TrainConfig(validation_freq=0)
     workdir = tmp_path / "other"
     workdir.mkdir()
     (workdir / "flags.cfg").write_text("--epochs=99\n")
@@ -264,9 +266,14 @@ def test_signal_model_trains_and_keeps_the_last_epoch(tiny_signal_run):
     assert abs(run["stats"]["mean"]) < 0.01 and 0.3 < run["stats"]["std"] < 0.45
     flags_cfg = (workdir / "flags.cfg").read_text()
     assert "--select=last" in flags_cfg and "--adam_beta2=0.99" in flags_cfg
+    assert "--validation_freq=4" in flags_cfg
     assert "representation" not in flags_cfg  # derived from --model, not a flag
     history = pd.read_csv(workdir / "history.csv")
     assert history["epoch"].tolist() == list(range(6))
+    # --validation_freq=4: epochs 4 and 6 (the last) are scored, the others log NaN.
+    assert history["val_macro_auc"].notna().tolist() == [False, False, False, True, False, True]
+    assert history["val_loss"].notna().tolist() == [False, False, False, True, False, True]
+    assert (workdir / "training_curves.png").stat().st_size > 0
     # The kept model is the last epoch's, whichever epoch scored best.
     assert result["val"]["macro_auc"] == pytest.approx(history["val_macro_auc"].iloc[-1])
     assert json.loads((workdir / "best.json").read_text())["val_macro_auc"] == pytest.approx(

@@ -29,12 +29,14 @@ def training_curves(history_csv: str | os.PathLike, output: str | os.PathLike) -
     loss, auc = fig.subplots(1, 2)
     epochs = history["epoch"] + 1
     loss.plot(epochs, history["loss"], label="train")
+    # --validation_freq > 1 leaves NaN between validated epochs: join the validated ones.
+    validated = history["val_macro_auc"].notna() if "val_macro_auc" in history else slice(None)
     if "val_loss" in history:
-        loss.plot(epochs, history["val_loss"], label="validation")
+        loss.plot(epochs[validated], history["val_loss"][validated], label="validation")
     loss.set(xlabel="epoch", ylabel="binary cross-entropy", title="loss")
     loss.legend()
     if "val_macro_auc" in history:
-        auc.plot(epochs, history["val_macro_auc"], color="C1", marker="o", ms=3)
+        auc.plot(epochs[validated], history["val_macro_auc"][validated], "C1", marker="o", ms=3)
         best = history["val_macro_auc"].idxmax()
         auc.axvline(epochs[best], color="gray", ls="--", lw=1, label=f"best epoch {epochs[best]}")
         auc.legend()

@@ -31,14 +31,22 @@ class ValidationAuc(keras.callbacks.Callback):
     pass, ``val_loss``: the unweighted binary cross-entropy of each record's aggregated
     probability (records, not crops, and no class weighting, so it is not the training
     ``loss`` on a new fold; it tells a fine-tuned start from a fresh one). ``best`` and
-    ``best_epoch`` (from 1) track the best epoch of this fit."""
+    ``best_epoch`` (from 1) track the best epoch of this fit.
 
-    def __init__(self, val_ds, aggregate: str):
+    ``every``: validate after epochs every, 2 * every, ... and after the last one, ``epochs``
+    (None: every epoch is validated); the others log NaN for both, which ``KeepModel``
+    never counts as an improvement and the training curves leave out."""
+
+    def __init__(self, val_ds, aggregate: str, every: int = 1, epochs: int | None = None):
         super().__init__()
         self.val_ds, self.aggregate = val_ds, aggregate
+        self.every, self.epochs = every, epochs
         self.best, self.best_epoch = -1.0, 0
 
     def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            logs[LOG] = logs["val_loss"] = float("nan")
+            return
         _, y, p = scoring.predict_dataset(self.model, self.val_ds, self.aggregate)
         score = metrics.macro_auc(y, p)
         logs[LOG] = score

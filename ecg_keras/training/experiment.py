@@ -78,10 +78,11 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     workdir, chief_workdir = workdirs
     config = run.config
     history_csv = keras.callbacks.CSVLogger(str(workdir / filenames.HISTORY), append=True)
+    score = ValidationAuc(datasets[1], config.aggregate, config.validation_freq, config.epochs)
     if config.strategy == "multi_worker":
         # Every worker scores (the validation pass is collective); only the chief keeps files.
         keep = KeepModel(workdir, config.select)
-        callbacks = [ValidationAuc(datasets[1], config.aggregate)]
+        callbacks = [score]
         callbacks += [keep] if multi_worker.is_chief(strategy) else []
         first, seconds = multi_worker.fit(
             model, run, strategy, chief_workdir, [*callbacks, history_csv]
@@ -90,7 +91,7 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     keep = KeepModel(workdir, config.select, saved)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(workdir / filenames.BACKUP)),
-        ValidationAuc(datasets[1], config.aggregate),
+        score,
         keep,
         history_csv,
         keras.callbacks.TensorBoard(str(workdir / filenames.LOGS)),
