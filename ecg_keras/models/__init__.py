@@ -39,12 +39,14 @@ PyTorch does not count (resnet1d_wang: 473,349 trainable, the benchmark's figure
 
 The two-stream preset (``models/dual.py``): the signal into resnet1d_wang's trunk and, through
 its own STFT (``--input``'s channels), into vgg_small's trunk; both pooled into one head.
-Representation "signal"; it takes exactly ``input_samples`` samples; in inference its 1D trunk
-is averaged over 4 crops one sample apart (``dual.PhaseAverage``).
+Representation "signal"; it takes exactly ``input_samples`` samples. ``vgg_resnet1d`` runs its
+1D trunk once per window: the main config's windows every 25 samples already cover the trunk's
+four sub-stride offsets. The tiny preset averages it over 4 crops one sample apart
+(``dual.PhaseAverage``, for the windows every 1.25 s of the other configs).
 
 | preset | family | architecture | params |
 | --- | --- | --- | --- |
-| vgg_resnet1d | dual | vgg_small + resnet1d_wang trunks (4 phases), MLP head 128 | 1,700,469 |
+| vgg_resnet1d | dual | vgg_small + resnet1d_wang trunks, MLP head 128 | 1,700,469 |
 | vgg_resnet1d_tiny | dual | for tests only | |
 
 ``vgg11`` keeps VGG-11's full widths rather than a width-reduced copy: halving them gives
@@ -101,7 +103,7 @@ PRESETS = {
     ),
     "xresnet1d101": ("xresnet1d", {"stages": XRESNET101_STAGES}),
     "inception1d": ("inception1d", {}),
-    "vgg_resnet1d": ("dual", {"phases": 4}),
+    "vgg_resnet1d": ("dual", {"phases": 1}),
     "vgg_resnet1d_tiny": (
         "dual",
         {

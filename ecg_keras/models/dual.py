@@ -136,7 +136,8 @@ class PhaseAverage(keras.layers.Layer):
     k = 0 .. phases - 1, a 1-sample shift changes one crop of the set, not all of them: 0.016
     with 4 phases (docs/results.md). Training sees the whole input (random crops already move
     it by whole samples), so the trained weights do not depend on ``phases``; only inference
-    costs ``phases`` times the trunk.
+    costs ``phases`` times the trunk. Windows cut at a stride of 1 modulo 4 (the main config's
+    25 samples) average the same offsets over the record, so ``vgg_resnet1d`` keeps 1.
 
     Args:
       trunk: keras.Model float32 [batch, any samples, 12] -> [batch, features].
