@@ -160,7 +160,9 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--stall_steps", type=int, default=10, help="steps per round")
     parser.add_argument("--stall_rounds", type=int, default=7)
-    parser.add_argument("--config", default="configs/superdiagnostic.cfg", help="for the stall")
+    parser.add_argument(
+        "--config", default="configs/experiments/complex_bf16.cfg", help="for the stall"
+    )
     args = parser.parse_args()
 
     from ecg_keras.config import FeatureConfig

@@ -10,7 +10,8 @@ own record where the subset has it, else a real one reused: a rewritten ``.hea``
 hard-linked). Then, for each rate, it times ``python -m ecg_keras.prepare``, measures the
 TFRecords on disk against the same records serialized with float32 signals (the schema-1
 baseline, re-serialized from the first shard), trains one epoch of
-``configs/superdiagnostic.cfg`` with ``--cache`` and ``--nocache``, and times ``evaluate``.
+``configs/experiments/complex_bf16.cfg`` (the main config when it was written) with
+``--cache`` and ``--nocache``, and times ``evaluate``.
 Each command runs in its own process; its peak memory is the sampled sum of its process
 tree's RSS (readers included) and the largest single process's ``ru_maxrss``.
 
@@ -244,7 +245,7 @@ def main():
     parser.add_argument("--rates", default="100,500")
     parser.add_argument("--records", type=int, default=21837)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--config", default="configs/superdiagnostic.cfg")
+    parser.add_argument("--config", default="configs/experiments/complex_bf16.cfg")
     parser.add_argument("--skip", default="", help="comma list: train, evaluate")
     args = parser.parse_args()
     args.skip = set(filter(None, args.skip.split(",")))

@@ -4,7 +4,8 @@ the way it trained before the speed work and against the Keras 1D reference.
     python benchmarks/train_bench.py [--config="LABEL=FLAGFILE [--flag=value ...]" ...] \
         [--baseline=LABEL] [--data_dir=tfrecords/ptbxl100] [--epochs=3] [--repeats=2]
 
-Default configs (``DEFAULT_CONFIGS``): ``before`` = configs/superdiagnostic.cfg with the
+Default configs (``DEFAULT_CONFIGS``): ``before`` = the complex-spectrogram VGG
+(configs/experiments/complex_bf16.cfg, the main config until issue 20's third session) with the
 features in tf.data, float32, no XLA (how it trained before; the baseline); the same with the
 features in the model, with mixed_bfloat16, with both, with both and XLA; ``main`` = the config
 as it is; ``resnet1d_wang`` = the Keras 1D reference, as it is and in mixed_bfloat16.
@@ -30,7 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MAIN = "configs/superdiagnostic.cfg"
+# The spectrogram config this benchmark measured (the main config when it was written; the main
+# config is now the two-stream model, whose features are computed inside the network).
+MAIN = "configs/experiments/complex_bf16.cfg"
 REFERENCE = "configs/resnet1d_wang_superdiagnostic.cfg"
 TODAY = "--features_in=pipeline --precision=float32 --nojit_compile"
 DEFAULT_CONFIGS = (
