@@ -22,8 +22,12 @@ def _save(fig: Figure, output: str | os.PathLike) -> Path:
     return output
 
 
-def training_curves(history_csv: str | os.PathLike, output: str | os.PathLike) -> Path:
-    """Loss and validation macro AUC per epoch, from Keras' CSVLogger file."""
+def training_curves(
+    history_csv: str | os.PathLike, output: str | os.PathLike, kept_epoch: int | None = None
+) -> Path:
+    """Loss and validation macro AUC per epoch, from Keras' CSVLogger file. A dashed line marks
+    ``kept_epoch`` (the epoch in ``model.keras``: the last one with ``--select=last``), or the
+    best validated epoch when it is None."""
     history = pd.read_csv(history_csv)
     fig = Figure(figsize=(10, 4))
     loss, auc = fig.subplots(1, 2)
@@ -37,8 +41,11 @@ def training_curves(history_csv: str | os.PathLike, output: str | os.PathLike) -
     loss.legend()
     if "val_macro_auc" in history:
         auc.plot(epochs[validated], history["val_macro_auc"][validated], "C1", marker="o", ms=3)
-        best = history["val_macro_auc"].idxmax()
-        auc.axvline(epochs[best], color="gray", ls="--", lw=1, label=f"best epoch {epochs[best]}")
+        if kept_epoch is None:
+            kept_epoch, what = int(epochs[history["val_macro_auc"].idxmax()]), "best"
+        else:
+            what = "kept"
+        auc.axvline(kept_epoch, color="gray", ls="--", lw=1, label=f"{what} epoch {kept_epoch}")
         auc.legend()
     auc.set(xlabel="epoch", ylabel="macro AUC", title="validation macro AUC (windows, aggregated)")
     fig.tight_layout()

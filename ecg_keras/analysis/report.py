@@ -249,7 +249,8 @@ def _training(workdir: Path, metrics: dict) -> str:
         from ecg_keras.analysis import plots
 
         return out + H.image(
-            H.png_bytes(lambda p: plots.training_curves(history, p)), "training curves"
+            H.png_bytes(lambda p: plots.training_curves(history, p, metrics.get("selected_epoch"))),
+            "training curves",
         )
     return out + H.paragraph("No history.csv in the workdir.", note=True)
 

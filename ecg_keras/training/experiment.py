@@ -159,7 +159,8 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
     if not chief:
         shutil.rmtree(workdir, ignore_errors=True)
         return {}
-    plots.training_curves(workdir / filenames.HISTORY, workdir / filenames.CURVES)
+    selected_epoch = config.epochs if config.select == "last" else keep.best_epoch
+    plots.training_curves(workdir / filenames.HISTORY, workdir / filenames.CURVES, selected_epoch)
     training = {
         "epochs_trained": config.epochs,
         "train_seconds": round(seconds, 1),
@@ -167,7 +168,7 @@ def train_and_evaluate(config: TrainConfig, workdir, flags_text: str = "", overw
         "select": config.select,
         "precision": device_features.policy(config),
         "features_in": config.features_in,
-        "selected_epoch": config.epochs if config.select == "last" else keep.best_epoch,
+        "selected_epoch": selected_epoch,
         "init_from": config.init_from or None,
     }
     network = _kept_network(model, saved, keep, workdir)
