@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,42 @@ def test_identity_ignores_what_the_data_fills_in():
     assert config_from_dict(_as_saved(prepared)) == prepared  # tuples come back as tuples
     with pytest.raises(ValueError, match="disjoint"):
         config_from_dict({**_as_saved(config), "val_folds": [8]})
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "cfg", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.cfg"))
+)
+def test_every_config_file_parses_into_a_valid_config(cfg, parsed_flags, monkeypatch):
+    from ecg_keras import config_flags, models
+
+    monkeypatch.chdir(ROOT)  # configs name their parents relative to the repository root
+    parsed_flags(f"--flagfile={cfg}")
+    config = config_flags.config_from_flags()
+    assert isinstance(config, TrainConfig)
+    assert config.model in models.PRESETS, (cfg, config.model)
+
+
+def test_the_main_config_is_the_two_stream_model_with_dense_mean_windows(parsed_flags, monkeypatch):
+    """What the README says the main job runs: resnet1d_wang's protocol with the two-stream
+    model, 31 averaged windows (25 samples apart: 1 modulo the 1D stride 4 and the hop 8)."""
+    from ecg_keras import config_flags
+
+    monkeypatch.chdir(ROOT)
+    parsed_flags("--flagfile=configs/superdiagnostic.cfg")
+    main = config_flags.config_from_flags()
+    parsed_flags("--flagfile=configs/resnet1d_wang_superdiagnostic.cfg")
+    benchmark = config_flags.config_from_flags()
+    assert (main.model, main.features.input) == ("vgg_resnet1d", "relative")
+    assert (main.epochs, main.batch_size, main.select) == (
+        benchmark.epochs,
+        benchmark.batch_size,
+        "last",
+    )
+    assert (main.aggregate, main.validation_freq) == ("mean", 5)
+    stride = round(main.features.window_stride_seconds * 100)  # samples at 100 Hz
+    assert stride == 25 and stride % 4 == 1 and stride % 8 == 1
+    windows = 1 + (10.0 - main.features.crop_seconds) / main.features.window_stride_seconds
+    assert round(windows) == 31
