@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ecg_keras.config import FeatureConfig, TrainConfig, config_from_dict, run_identity
+from ecg_keras.data.windows import Windows
 
 
 def _as_saved(config: TrainConfig) -> dict:
@@ -72,7 +73,7 @@ def test_the_main_config_is_the_two_stream_model_with_dense_mean_windows(parsed_
         "last",
     )
     assert (main.aggregate, main.validation_freq) == ("mean", 5)
-    stride = round(main.features.window_stride_seconds * 100)  # samples at 100 Hz
-    assert stride == 25 and stride % 4 == 1 and stride % 8 == 1
-    windows = 1 + (10.0 - main.features.crop_seconds) / main.features.window_stride_seconds
-    assert round(windows) == 31
+    windows = Windows.of(main)
+    hop = main.features.samples(main.features.hop_seconds)
+    assert (windows.count, windows.stride) == (31, 25)
+    assert windows.stride % 4 == 1 and windows.stride % hop == 1  # 4: resnet1d_wang's stride
