@@ -9,9 +9,32 @@ final scores see the same windows and the same aggregation.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+import tensorflow as tf
 
 from ecg_keras.data import windows as windows_lib
+
+# Inputs (windows or crops) per network call. A batch of 128 records with the main config's 31
+# windows is 3,968 network inputs; in one eager call they ran at 109 windows/s on a 2-core AVX2
+# EPYC (no AVX-512), in chunks of 256 through a tf.function at 404 windows/s (3.7x; chunks of
+# 256 eager: 287/s): the activations of one big call no longer fit in cache. The validation
+# of each epoch scored with it (docs/benchmarks.md).
+CHUNK = 256
+# model -> its compiled inference function, kept while the model lives: ``ValidationAuc``
+# scores the same model every few epochs, and a trace per call would cost more than a chunk.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(model):
+    """``model(x, training=False)`` as a tf.function (one trace for the full chunks, one for
+    the shapes of last chunks); it reads the model's variables, so later weights are seen."""
+    if model not in _COMPILED:
+        _COMPILED[model] = tf.function(
+            lambda x: model(x, training=False), reduce_retracing=True, autograph=False
+        )
+    return _COMPILED[model]
 
 
 def predict_dataset(model, ds, aggregate: str = "max") -> tuple[np.ndarray, ...]:
@@ -33,8 +56,11 @@ def predict_dataset(model, ds, aggregate: str = "max") -> tuple[np.ndarray, ...]
 
     # A plain call, not predict_on_batch: under MultiWorkerMirroredStrategy the latter would
     # split the batch across workers, and each worker scores the whole fold itself.
+    call = _compiled(model)
+
     def logits_of(x):
-        return np.asarray(model(x, training=False), np.float64)
+        chunks = [call(tf.constant(x[i : i + CHUNK])) for i in range(0, len(x), CHUNK)]
+        return np.concatenate([np.asarray(c, np.float64) for c in chunks])
 
     def probabilities(x):
         x = x.numpy()
