@@ -188,6 +188,10 @@ class TrainConfig:
     # Above 1 it saves time where a validation pass is dear: dense evaluation windows score
     # each record 31 times (configs/superdiagnostic.cfg: --select=last, every 5 epochs).
     validation_freq: int = 1
+    # Two-stream presets only (models/dual.py): the chance, per record and stream, that a
+    # training step zeroes that stream's pooled features (ModDrop), so that the head learns to
+    # answer from either trunk alone as an ensemble of the two would; 0 turns it off.
+    stream_dropout: float = 0.0
     cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
     strategy: str = "default"
     # Same as --precision=mixed_float16; kept so that older flagfiles still parse.
@@ -220,6 +224,13 @@ class TrainConfig:
             raise ValueError(f"--select={self.select}: must be best or last")
         if self.validation_freq < 1:
             raise ValueError(f"--validation_freq={self.validation_freq}: must be >= 1")
+        if not 0 <= self.stream_dropout < 0.5:
+            raise ValueError(f"--stream_dropout={self.stream_dropout}: must be in [0, 0.5)")
+        if self.stream_dropout and not self.model.startswith("vgg_resnet1d"):
+            raise ValueError(
+                f"--stream_dropout={self.stream_dropout} applies to the two-stream presets "
+                f"(vgg_resnet1d...), not --model={self.model}"
+            )
         if not 0 < self.adam_beta2 < 1:
             raise ValueError(f"--adam_beta2={self.adam_beta2}: must be in (0, 1)")
         if self.strategy not in ("default", "mirrored", "multi_worker"):
@@ -301,6 +312,8 @@ class TrainConfig:
         overrides = {"dropout": self.dropout, "head": self.head, "kernel_size": self.kernel_size}
         if self.stages:
             overrides["stages"] = self.stage_pairs()
+        if self.stream_dropout:  # only the two-stream builder takes it (checked above)
+            overrides["stream_dropout"] = self.stream_dropout
         return overrides
 
 

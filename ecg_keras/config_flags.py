@@ -42,6 +42,7 @@ LATER_FLAGS = (
     "delay_seconds",
     "init_from",
     "validation_freq",
+    "stream_dropout",
 )
 
 

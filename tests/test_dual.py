@@ -181,3 +181,51 @@ def test_phase_average_averages_crops_in_inference_only():
     np.testing.assert_array_equal(np.asarray(layer(x, training=True)), np.asarray(trunk(x)))
     with pytest.raises(ValueError, match="phases must be an integer >= 1, got 0"):
         PhaseAverage(trunk, 0)
+
+
+def test_stream_dropout_drops_one_whole_stream_in_training_only():
+    """Training: each record loses at most one stream, each with the layer's rate, and what
+    passes is scaled by 1 / (1 - rate); inference: the identity."""
+    from ecg_keras.models.dual import StreamDropout
+
+    keras.utils.set_random_seed(0)
+    layer = StreamDropout(0.2)
+    first, second = np.full((20000, 3), 1.0, "float32"), np.full((20000, 2), 2.0, "float32")
+    a, b = (np.asarray(t) for t in layer([first, second], training=True))
+    dropped_a, dropped_b = (a == 0).all(1), (b == 0).all(1)
+    assert not (dropped_a & dropped_b).any()  # never both streams of a record
+    assert np.all((a == 0).all(1) | (a == 1.25).all(1))  # whole stream, inverted scaling
+    assert abs(dropped_a.mean() - 0.2) < 0.015 and abs(dropped_b.mean() - 0.2) < 0.015
+    assert abs(a.mean() - 1.0) < 0.02 and abs(b.mean() - 2.0) < 0.04  # expectation kept
+    a, b = layer([first, second])
+    np.testing.assert_array_equal(np.asarray(a), first)
+    np.testing.assert_array_equal(np.asarray(b), second)
+    with pytest.raises(ValueError, match=r"stream dropout rate must be in \(0, 0.5\), got 0.5"):
+        StreamDropout(0.5)
+
+
+def test_stream_dropout_flag_reaches_the_two_stream_model_only(tmp_path):
+    """--stream_dropout adds the layer to a two-stream network, which still saves and loads;
+    any other preset refuses the flag by name."""
+    config = TrainConfig(
+        model="vgg_resnet1d_tiny",
+        stream_dropout=0.15,
+        features=FeatureConfig(input="relative", representation="signal"),
+    )
+
+    class _Run:  # what recipe.build_model reads of a training.run.Run
+        stats = (0.0, 0.3)
+        classes = tuple("ABCDE"[:NUM_CLASSES])
+
+    _Run.config = config
+    model = recipe.build_model(_Run)
+    assert model.get_layer("stream_dropout").rate == 0.15
+    model.save(tmp_path / "m.keras")
+    x = _ecg(2, seed=4)
+    np.testing.assert_array_equal(
+        np.asarray(keras.models.load_model(tmp_path / "m.keras")(x)), np.asarray(model(x))
+    )
+    with pytest.raises(ValueError, match="--stream_dropout=0.15 applies to the two-stream"):
+        TrainConfig(model="resnet1d_wang", stream_dropout=0.15)
+    with pytest.raises(ValueError, match=r"--stream_dropout=0.6: must be in \[0, 0.5\)"):
+        TrainConfig(model="vgg_resnet1d", stream_dropout=0.6)

@@ -135,7 +135,8 @@ def is_two_stream(name) -> bool:
 def load(path) -> keras.Model:
     """``keras.models.load_model(path, compile=False)``: a saved network for inference or
     warm starts. Through this package, every custom layer it may name is registered
-    (``raw.SpectrogramLayer``, ``raw.SpecAugment``, ``dual.PhaseAverage``)."""
+    (``raw.SpectrogramLayer``, ``raw.SpecAugment``, ``dual.PhaseAverage``,
+    ``dual.StreamDropout``)."""
     return keras.models.load_model(path, compile=False)
 
 

@@ -13,7 +13,8 @@ so the input pipeline, export and inference treat it as a model on the signal
       x std + mean (mV) -> STFT channels (float32, DFT-matmul) -> per (bin, channel) BN
       -> SpecAugment (training only) -> VGG trunk -> global average pool [256] --+
                                                                                   |
-                      concat [512] -> the benchmark's MLP head -> logits [batch, classes]
+    (--stream_dropout, training only: zero one whole stream of a record) -> concat [512]
+                         -> the benchmark's MLP head -> logits [batch, classes]
 
 The spectrogram's normalization is a BatchNormalization per (bin, channel) (``spec_norm``):
 its moving mean and variance play the part of ``feature_stats`` for the spectrogram models,
@@ -56,6 +57,7 @@ def build_dual(
     dropout=0.5,
     head_units=128,
     phases=1,
+    stream_dropout=0.0,
     name="dual",
 ) -> keras.Model:
     """Builds the two-stream classifier on the standardized signal; it outputs logits.
@@ -74,6 +76,9 @@ def build_dual(
       head_units: hidden width of the head.
       phases: ``PhaseAverage``'s crops: the 1D trunk averaged over this many crops one
         sample apart in inference (training and ``phases=1``: the whole input).
+      stream_dropout: ``StreamDropout``'s rate, in [0, 0.5): in training, the chance per
+        record that the 1D stream's pooled features are zeroed, and the same for the
+        spectrogram's (never both); 0 adds no layer, and inference never drops.
       name: the model's name.
 
     Returns:
@@ -120,9 +125,59 @@ def build_dual(
         x = blocks.vgg_block(x, filters, num_convs, 3, name=f"block{i}")
     x = layers.GlobalAveragePooling2D(name="spec_gap")(x)  # [batch, vgg filters]
 
+    if stream_dropout:
+        raw, x = StreamDropout(stream_dropout, name="stream_dropout")([raw, x])
     joint = layers.Concatenate(name="joint")([raw, x])
     logits = blocks1d.dense_head(joint, num_classes, dropout, head_units)
     return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
+
+
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class StreamDropout(keras.layers.Layer):
+    """Modality dropout (ModDrop, Neverova et al., IEEE TPAMI 2016) over the two streams.
+
+    Why: 3 complex VGGs and 3 resnet1d_wang ensembled beat the one-head two-stream model
+    (issue 20), and a joint head can lean on whichever trunk fits the training folds first.
+    Dropping a whole stream per record makes the head answer from either trunk alone too, as
+    the members of an ensemble do. Each record draws one uniform u: u < rate zeroes the 1D
+    stream, rate <= u < 2 rate the spectrogram's, otherwise both pass. A stream that passes
+    is scaled by 1 / (1 - rate), its chance to pass, so that its expected value in training
+    is what inference sees (inverted dropout, as ``keras.layers.Dropout``).
+
+    Args:
+      rate: the chance of each stream to be dropped, in (0, 0.5).
+
+    Call:
+      [float [batch, f1], float [batch, f2]] -> the same two tensors; identity unless
+      ``training``.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < float(rate) < 0.5:
+            raise ValueError(f"stream dropout rate must be in (0, 0.5), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, streams, training=False):
+        first, second = streams
+        if not training:
+            return first, second
+        u = keras.random.uniform(
+            (keras.ops.shape(first)[0], 1), seed=self.seed_generator, dtype="float32"
+        )
+        scale = 1.0 / (1.0 - self.rate)
+        keep_first = keras.ops.cast(u >= self.rate, first.dtype) * scale
+        keep_second = keras.ops.logical_or(u < self.rate, u >= 2 * self.rate)
+        keep_second = keras.ops.cast(keep_second, second.dtype) * scale
+        return first * keep_first, second * keep_second
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0]), tuple(input_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="ecg_keras")

@@ -82,17 +82,19 @@ def build_model(run):
     overrides = config.model_overrides()
     if config.features.representation == "signal":
         config.check_signal_overrides()
-        overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
         if models.is_two_stream(config.model):  # computes the spectrogram itself
             if config.stages:
                 raise ValueError(f"--stages does not apply to --model={config.model}")
             mean, std = run.stats
             overrides = {
                 "dropout": overrides["dropout"],
+                "stream_dropout": config.stream_dropout,
                 "feature_config": config.features,
                 "signal_mean": float(mean),
                 "signal_std": float(std),
             }
+        else:
+            overrides = {k: v for k, v in overrides.items() if k in ("dropout", "stages")}
     network = models.get(config.model, shape, len(run.classes), **overrides)
     if config.init_from:
         from ecg_keras.training import warm_start
