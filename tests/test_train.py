@@ -283,8 +283,13 @@ def test_signal_model_trains_and_keeps_the_last_epoch(tiny_signal_run):
     assert result["test"]["macro_auc"] > 0.75 and result["val"]["macro_auc"] > 0.75
 
 
-def test_predict_tells_windows_from_the_model_input_rank():
+def test_predict_tells_windows_from_the_model_input_rank(monkeypatch):
+    """Windows become one prediction per record; in chunks smaller than a batch (here 4 of
+    the 21 windows per call: chunks cut records apart) the answers are the eager model's."""
     from ecg_keras import models
+    from ecg_keras.training import scoring
+
+    monkeypatch.setattr(scoring, "CHUNK", 4)
 
     model = models.get("resnet1d_tiny", (None, 12), 2)
     x = np.random.default_rng(0).normal(size=(3, 7, 250, 12)).astype(np.float32)
