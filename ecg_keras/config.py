@@ -312,8 +312,6 @@ class TrainConfig:
         overrides = {"dropout": self.dropout, "head": self.head, "kernel_size": self.kernel_size}
         if self.stages:
             overrides["stages"] = self.stage_pairs()
-        if self.stream_dropout:  # only the two-stream builder takes it (checked above)
-            overrides["stream_dropout"] = self.stream_dropout
         return overrides
 
 

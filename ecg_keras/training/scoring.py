@@ -29,10 +29,13 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 def _compiled(model):
     """``model(x, training=False)`` as a tf.function (one trace for the full chunks, one for
-    the shapes of last chunks); it reads the model's variables, so later weights are seen."""
+    the shapes of last chunks); it reads the model's variables, so later weights are seen.
+    The function holds the model only weakly: a strong reference in the cached value would
+    keep its weak key, and every model scored (each trial of ``tune``), alive."""
     if model not in _COMPILED:
+        ref = weakref.ref(model)
         _COMPILED[model] = tf.function(
-            lambda x: model(x, training=False), reduce_retracing=True, autograph=False
+            lambda x: ref()(x, training=False), reduce_retracing=True, autograph=False
         )
     return _COMPILED[model]
 
