@@ -13,7 +13,8 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-EXPECTED = (ValueError, FileNotFoundError)
+# FloatingPointError: training whose weights became NaN (training.callbacks.StopOnNonFinite).
+EXPECTED = (ValueError, FileNotFoundError, FloatingPointError)
 
 
 @contextlib.contextmanager

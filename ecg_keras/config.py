@@ -192,6 +192,10 @@ class TrainConfig:
     # training step zeroes that stream's pooled features (ModDrop), so that the head learns to
     # answer from either trunk alone as an ensemble of the two would; 0 turns it off.
     stream_dropout: float = 0.0
+    # Two-stream presets: a head per stream beside the joint one, each training record scored
+    # by one of the three (drawn uniformly), their logits averaged in inference
+    # (models/dual.py StreamHeads): each trunk learns to answer alone, as an ensemble's members.
+    stream_heads: bool = False
     cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
     strategy: str = "default"
     # Same as --precision=mixed_float16; kept so that older flagfiles still parse.
@@ -230,6 +234,11 @@ class TrainConfig:
             raise ValueError(
                 f"--stream_dropout={self.stream_dropout} applies to the two-stream presets "
                 f"(vgg_resnet1d...), not --model={self.model}"
+            )
+        if self.stream_heads and not self.model.startswith("vgg_resnet1d"):
+            raise ValueError(
+                "--stream_heads applies to the two-stream presets (vgg_resnet1d...), "
+                f"not --model={self.model}"
             )
         if not 0 < self.adam_beta2 < 1:
             raise ValueError(f"--adam_beta2={self.adam_beta2}: must be in (0, 1)")

@@ -43,6 +43,7 @@ LATER_FLAGS = (
     "init_from",
     "validation_freq",
     "stream_dropout",
+    "stream_heads",
 )
 
 

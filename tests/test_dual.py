@@ -229,3 +229,48 @@ def test_stream_dropout_flag_reaches_the_two_stream_model_only(tmp_path):
         TrainConfig(model="resnet1d_wang", stream_dropout=0.15)
     with pytest.raises(ValueError, match=r"--stream_dropout=0.6: must be in \[0, 0.5\)"):
         TrainConfig(model="vgg_resnet1d", stream_dropout=0.6)
+
+
+def test_stream_heads_train_one_head_per_record_and_average_in_inference():
+    """Training: each record's output is exactly one head's logits, each head about a third
+    of the records; inference: the mean of the heads' logits."""
+    from ecg_keras.models.dual import StreamHeads
+
+    keras.utils.set_random_seed(0)
+    heads = [np.full((30000, 2), value, "float32") for value in (1.0, 2.0, 4.0)]
+    out = np.asarray(StreamHeads()(heads, training=True))
+    assert np.all(out[:, 0] == out[:, 1])  # one head for the whole record
+    for value in (1.0, 2.0, 4.0):
+        assert abs((out[:, 0] == value).mean() - 1 / 3) < 0.015
+    assert np.isin(out, (1.0, 2.0, 4.0)).all()
+    np.testing.assert_allclose(np.asarray(StreamHeads()(heads)), np.full((30000, 2), 7 / 3))
+
+
+def test_stream_heads_flag_builds_three_heads_that_save_and_load(tmp_path):
+    """--stream_heads gives the two-stream network a head per stream beside the joint one;
+    its inference output is their mean, it saves and loads, and other presets refuse it."""
+    config = TrainConfig(
+        model="vgg_resnet1d_tiny",
+        stream_heads=True,
+        features=FeatureConfig(input="relative", representation="signal"),
+    )
+
+    class _Run:  # what recipe.build_model reads of a training.run.Run
+        stats = (0.0, 0.3)
+        classes = tuple("ABCDE"[:NUM_CLASSES])
+
+    _Run.config = config
+    model = recipe.build_model(_Run)
+    x = _ecg(3, seed=5)
+    names = ("logits", "raw_logits", "spec_logits")
+    heads = keras.Model(model.input, [model.get_layer(n).output for n in names])(x)
+    np.testing.assert_allclose(
+        np.asarray(model(x)), np.mean([np.asarray(h) for h in heads], axis=0), atol=1e-6
+    )
+    assert not np.allclose(np.asarray(heads[1]), np.asarray(heads[2]))  # separate weights
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(
+        np.asarray(keras.models.load_model(tmp_path / "m.keras")(x)), np.asarray(model(x))
+    )
+    with pytest.raises(ValueError, match="--stream_heads applies to the two-stream presets"):
+        TrainConfig(model="resnet1d_wang", stream_heads=True)

@@ -304,3 +304,30 @@ def test_predict_tells_windows_from_the_model_input_rank(monkeypatch):
     np.testing.assert_allclose(run(x[:, 0]), per_window[:, 0], rtol=1e-5)  # no windows
     with pytest.raises(ValueError, match=r"fits neither the model input \(None, None, 12\)"):
         run(x[:, :, :, :, np.newaxis])
+
+
+def test_nonfinite_weights_stop_training_with_a_named_error():
+    """A NaN in any weight (or a BatchNormalization statistic) stops fit() at that epoch's
+    end with an error naming the epoch and the weight, before later callbacks save it."""
+    import keras
+
+    from ecg_keras.training.callbacks import StopOnNonFinite
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="bn")])
+    seen = []
+
+    class _Poison(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                variance = self.model.get_layer("bn").moving_variance
+                variance.assign(np.array([1.0, np.nan, 1.0], "float32"))
+
+    class _Saver(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    model.compile("sgd", "mse")
+    x = np.ones((8, 3), "float32")
+    with pytest.raises(FloatingPointError, match=r"epoch 2: weight \S*bn/moving_variance is no"):
+        model.fit(x, x, epochs=4, verbose=0, callbacks=[_Poison(), StopOnNonFinite(), _Saver()])
+    assert seen == [0]  # the saver never saw the NaN epoch

@@ -136,7 +136,7 @@ def load(path) -> keras.Model:
     """``keras.models.load_model(path, compile=False)``: a saved network for inference or
     warm starts. Through this package, every custom layer it may name is registered
     (``raw.SpectrogramLayer``, ``raw.SpecAugment``, ``dual.PhaseAverage``,
-    ``dual.StreamDropout``)."""
+    ``dual.StreamDropout``, ``dual.StreamHeads``)."""
     return keras.models.load_model(path, compile=False)
 
 

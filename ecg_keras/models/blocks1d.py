@@ -100,7 +100,7 @@ def concat_pool(x, name="head"):
     return layers.Concatenate(name=f"{name}_concat")(pooled)
 
 
-def dense_head(x, num_classes, dropout, units, name="head"):
+def dense_head(x, num_classes, dropout, units, name="head", logits_name="logits"):
     """The benchmark's MLP on pooled features: BN ``{name}_bn1`` -> dropout ``dropout / 2`` ->
     Dense(units) ``{name}_dense`` -> ReLU -> BN ``{name}_bn2`` -> dropout ``dropout`` ->
     Dense(num_classes) ``logits`` (fastai halves the rate of every dropout but the last).
@@ -111,6 +111,8 @@ def dense_head(x, num_classes, dropout, units, name="head"):
       dropout: rate of the last dropout, in [0, 1); 0 adds no dropout layers.
       units: hidden width (the benchmark's 128).
       name: prefix of the layer names.
+      logits_name: the name of the last Dense (``logits``; a model with several heads names
+        the others differently).
 
     Returns:
       float32 [batch, num_classes] logits, no activation.
@@ -125,7 +127,7 @@ def dense_head(x, num_classes, dropout, units, name="head"):
         x = layers.Dropout(dropout, name=f"{name}_dropout2")(x)
     # float32 logits even under a mixed_float16 policy: the loss needs full precision.
     return layers.Dense(
-        num_classes, kernel_initializer=CONV_INITIALIZER, dtype="float32", name="logits"
+        num_classes, kernel_initializer=CONV_INITIALIZER, dtype="float32", name=logits_name
     )(x)
 
 

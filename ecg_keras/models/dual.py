@@ -15,6 +15,8 @@ so the input pipeline, export and inference treat it as a model on the signal
                                                                                   |
     (--stream_dropout, training only: zero one whole stream of a record) -> concat [512]
                          -> the benchmark's MLP head -> logits [batch, classes]
+    (--stream_heads: also one MLP head per stream; ``StreamHeads`` trains the three through
+     one output and averages their logits in inference)
 
 The spectrogram's normalization is a BatchNormalization per (bin, channel) (``spec_norm``):
 its moving mean and variance play the part of ``feature_stats`` for the spectrogram models,
@@ -58,6 +60,7 @@ def build_dual(
     head_units=128,
     phases=1,
     stream_dropout=0.0,
+    stream_heads=False,
     name="dual",
 ) -> keras.Model:
     """Builds the two-stream classifier on the standardized signal; it outputs logits.
@@ -79,6 +82,10 @@ def build_dual(
       stream_dropout: ``StreamDropout``'s rate, in [0, 0.5): in training, the chance per
         record that the 1D stream's pooled features are zeroed, and the same for the
         spectrogram's (never both); 0 adds no layer, and inference never drops.
+      stream_heads: also give each stream its own MLP head (``raw_head``/``raw_logits``,
+        ``spec_head``/``spec_logits``, fed before any stream dropout), joined with the joint
+        head by ``StreamHeads``: in training each record's output is one of the three heads,
+        drawn uniformly; in inference the mean of their logits.
       name: the model's name.
 
     Returns:
@@ -125,11 +132,59 @@ def build_dual(
         x = blocks.vgg_block(x, filters, num_convs, 3, name=f"block{i}")
     x = layers.GlobalAveragePooling2D(name="spec_gap")(x)  # [batch, vgg filters]
 
+    streams = raw, x
     if stream_dropout:
         raw, x = StreamDropout(stream_dropout, name="stream_dropout")([raw, x])
     joint = layers.Concatenate(name="joint")([raw, x])
     logits = blocks1d.dense_head(joint, num_classes, dropout, head_units)
+    if stream_heads:
+        heads = [logits] + [
+            blocks1d.dense_head(
+                stream, num_classes, dropout, head_units, f"{kind}_head", f"{kind}_logits"
+            )
+            for kind, stream in zip(("raw", "spec"), streams, strict=True)
+        ]
+        logits = StreamHeads(name="stream_heads")(heads)
     return keras.Model(inputs, logits, name=name)  # [batch, num_classes]
+
+
+@keras.saving.register_keras_serializable(package="ecg_keras")
+class StreamHeads(keras.layers.Layer):
+    """Deep supervision of each stream through the model's one output; an ensemble in inference.
+
+    Why: 3 complex VGGs + 3 resnet1d_wang ensembled gained more over either alone than the
+    joint head does (issue 20), and a joint head need not make either trunk good alone. With
+    a head per stream beside the joint one, each training record's output is one head's
+    logits, drawn uniformly, so the expected loss is the mean of the three heads' losses (each
+    trunk learns to answer alone, and the joint head as before) while the model keeps one
+    output, one loss and one saved graph. Inference returns the mean of the three heads'
+    logits: an ensemble of a 1D model, a spectrogram model and the joint model that share
+    their trunks.
+
+    Call:
+      list of float32 [batch, classes] logits (joint first) -> float32 [batch, classes].
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, heads, training=False):
+        stacked = keras.ops.stack(heads, axis=1)  # [batch, heads, classes]
+        if not training:
+            return keras.ops.mean(stacked, axis=1)
+        pick = keras.random.randint(
+            (keras.ops.shape(stacked)[0],), 0, len(heads), seed=self.seed_generator
+        )
+        one_hot = keras.ops.one_hot(pick, len(heads), dtype=stacked.dtype)  # [batch, heads]
+        return keras.ops.sum(stacked * one_hot[:, :, None], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="ecg_keras")

@@ -73,7 +73,7 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     import keras
 
     from ecg_keras.training import multi_worker
-    from ecg_keras.training.callbacks import KeepModel, ValidationAuc
+    from ecg_keras.training.callbacks import KeepModel, StopOnNonFinite, ValidationAuc
 
     workdir, chief_workdir = workdirs
     config = run.config
@@ -82,7 +82,7 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     if config.strategy == "multi_worker":
         # Every worker scores (the validation pass is collective); only the chief keeps files.
         keep = KeepModel(workdir, config.select)
-        callbacks = [score]
+        callbacks = [StopOnNonFinite(), score]
         callbacks += [keep] if multi_worker.is_chief(strategy) else []
         first, seconds = multi_worker.fit(
             model, run, strategy, chief_workdir, [*callbacks, history_csv]
@@ -90,6 +90,7 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
         return first, seconds, keep
     keep = KeepModel(workdir, config.select, saved)
     callbacks = [
+        StopOnNonFinite(),  # first: nothing may back up or keep NaN weights
         keras.callbacks.BackupAndRestore(str(workdir / filenames.BACKUP)),
         score,
         keep,

@@ -89,6 +89,7 @@ def build_model(run):
             overrides = {
                 "dropout": overrides["dropout"],
                 "stream_dropout": config.stream_dropout,
+                "stream_heads": config.stream_heads,
                 "feature_config": config.features,
                 "signal_mean": float(mean),
                 "signal_std": float(std),
