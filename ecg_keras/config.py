@@ -209,8 +209,9 @@ class TrainConfig:
     # GPUs, not on CPUs, where it measured 4-6x slower for vgg_small: docs/benchmarks.md).
     jit_compile: bool = False
     # Keras dtype policy while training: "float32", "mixed_bfloat16" (CPUs with AVX512_BF16 or
-    # AMX-BF16), "mixed_float16" (GPUs), or "auto": the mixed policy this machine runs fast,
-    # else float32 (``device_features.policy``; metrics.json records the one used). The kept
+    # AMX-BF16), "mixed_float16" (GPUs), or "auto": the mixed policy this machine runs fast
+    # and safely, else float32 (``device_features.policy``: not bfloat16 on AMX CPUs, where
+    # it turned NaN; metrics.json records the one used). The kept
     # model is saved in float32, so evaluation and export never depend on how it trained.
     precision: str = "float32"
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)

@@ -177,7 +177,7 @@ def real_tfrecords(real_ptbxl_dir, tmp_path_factory) -> Path:
 def trained_run(real_tfrecords, tmp_path_factory):
     """A short real training run: vgg_small, 4 epochs on folds 1-8 (about 2 minutes), with
     the spectrogram computed in the model (``--features_in=model``) and the machine's mixed
-    policy (``--precision=auto``: bfloat16 on CPUs with AVX512_BF16/AMX, else float32), so
+    policy (``--precision=auto``: bfloat16 on CPUs with AVX512_BF16 but no AMX, else float32), so
     that the learned-signal and export tests cover both (other runs use the defaults).
 
     Returns (workdir, metrics.json content).

@@ -81,6 +81,11 @@ def test_policy_auto_picks_the_machine_mixed_policy(monkeypatch):
     assert policy(TrainConfig(precision="auto")) == "mixed_bfloat16"
     monkeypatch.setattr(device_features, "_cpu_has_bfloat16", lambda: False)
     assert policy(TrainConfig(precision="auto")) == "float32"
+    # AMX Xeons list both flags: bfloat16 turned NaN there, so auto trains float32.
+    trusts = device_features.trusts_bfloat16
+    assert trusts(["avx2", "avx512f", "avx512_bf16"])
+    assert not trusts(["avx512f", "avx512_bf16", "amx_tile", "amx_bf16"])
+    assert not trusts(["avx2", "fma"])
     with pytest.raises(ValueError, match="--precision=mixed_float16, not mixed_bfloat16"):
         TrainConfig(mixed_precision=True, precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="multi_worker"):

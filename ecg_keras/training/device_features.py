@@ -55,8 +55,16 @@ def training_model(network, run):
 
 @functools.cache
 def _cpu_has_bfloat16() -> bool:
-    """Whether /proc/cpuinfo lists AVX512_BF16 or AMX-BF16 (oneDNN's fast bfloat16 paths;
-    elsewhere TF emulates bfloat16 and a mixed_bfloat16 step is slower than float32)."""
+    """Whether oneDNN's bfloat16 path is fast and trusted here: /proc/cpuinfo lists AVX512_BF16
+    and not AMX-BF16. Without bfloat16 instructions TF emulates it (slower than float32).
+
+    Why not AMX: on an AMX Xeon (TF 2.21's oneDNN), the main config in mixed_bfloat16 turned
+    NaN in 2 of 2 runs, at epochs 12 and 15 (resnet1d trunk's stage 3 and the head), while the
+    same run with AMX turned off in oneDNN (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) stayed
+    finite through epoch 21, as did every run on AVX512_BF16 EPYCs; float32 there took 7-11 s
+    per epoch against 5-8 s for the AMX bfloat16 runs (docs/results.md). oneDNN has a
+    reported AMX bfloat16 matmul bug that writes NaN into unrelated rows (uxlfoundation/oneDNN
+    issue 5717), which may be the cause; not proven here."""
     from pathlib import Path
 
     cpuinfo = Path("/proc/cpuinfo")
@@ -64,8 +72,14 @@ def _cpu_has_bfloat16() -> bool:
         return False
     for line in cpuinfo.read_text().splitlines():
         if line.startswith("flags"):
-            return bool({"avx512_bf16", "amx_bf16"} & set(line.split()))
+            return trusts_bfloat16(line.split())
     return False
+
+
+def trusts_bfloat16(cpu_flags) -> bool:
+    """``_cpu_has_bfloat16``'s rule on a CPU's flags (/proc/cpuinfo names, lower case)."""
+    flags = set(cpu_flags)
+    return "avx512_bf16" in flags and "amx_bf16" not in flags
 
 
 def _onednn_enabled() -> bool:
@@ -78,7 +92,7 @@ def _onednn_enabled() -> bool:
 
 def policy(config) -> str:
     """The Keras dtype policy a config trains with: ``config.policy``, with "auto" resolved to
-    mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bfloat16 instructions and oneDNN on,
+    mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AVX512_BF16 but no AMX and oneDNN on,
     float32 else."""
     if config.policy != "auto":
         return config.policy
