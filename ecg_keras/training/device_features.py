@@ -61,8 +61,8 @@ def _cpu_has_bfloat16() -> bool:
     Why not AMX: on an AMX Xeon (TF 2.21's oneDNN), the main config in mixed_bfloat16 turned
     NaN in 2 of 2 runs, at epochs 12 and 15 (resnet1d trunk's stage 3 and the head), while the
     same run with AMX turned off in oneDNN (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) stayed
-    finite through epoch 21, as did every run on AVX512_BF16 EPYCs; float32 there took 7-11 s
-    per epoch against 5-8 s for the AMX bfloat16 runs (docs/results.md). oneDNN has a
+    finite through epoch 21, as did every run on AVX512_BF16 EPYCs; float32 on that Xeon took
+    7-11 s per epoch against 5-8 s for the AMX bfloat16 runs (docs/results.md). oneDNN has a
     reported AMX bfloat16 matmul bug that writes NaN into unrelated rows (uxlfoundation/oneDNN
     issue 5717), which may be the cause; not proven here."""
     from pathlib import Path
