@@ -231,16 +231,16 @@ class TrainConfig:
             raise ValueError(f"--validation_freq={self.validation_freq}: must be >= 1")
         if not 0 <= self.stream_dropout < 0.5:
             raise ValueError(f"--stream_dropout={self.stream_dropout}: must be in [0, 0.5)")
-        if self.stream_dropout and not self.model.startswith("vgg_resnet1d"):
-            raise ValueError(
-                f"--stream_dropout={self.stream_dropout} applies to the two-stream presets "
-                f"(vgg_resnet1d...), not --model={self.model}"
-            )
-        if self.stream_heads and not self.model.startswith("vgg_resnet1d"):
-            raise ValueError(
-                "--stream_heads applies to the two-stream presets (vgg_resnet1d...), "
-                f"not --model={self.model}"
-            )
+        two_stream_flags = {
+            f"--stream_dropout={self.stream_dropout}": self.stream_dropout,
+            "--stream_heads": self.stream_heads,
+        }
+        for flag, value in two_stream_flags.items():
+            if value and not self.model.startswith("vgg_resnet1d"):
+                raise ValueError(
+                    f"{flag} applies to the two-stream presets (vgg_resnet1d...), "
+                    f"not --model={self.model}"
+                )
         if not 0 < self.adam_beta2 < 1:
             raise ValueError(f"--adam_beta2={self.adam_beta2}: must be in (0, 1)")
         if self.strategy not in ("default", "mirrored", "multi_worker"):

@@ -70,7 +70,7 @@ def test_policy_auto_picks_the_machine_mixed_policy(monkeypatch):
     assert policy(TrainConfig(mixed_precision=True)) == "mixed_float16"
     assert policy(TrainConfig(precision="mixed_bfloat16")) == "mixed_bfloat16"
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
-    monkeypatch.setattr(device_features, "_cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(device_features, "_cpu_trusts_bfloat16", lambda: True)
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     assert policy(TrainConfig(precision="auto")) == "mixed_bfloat16"
     # Without oneDNN, bfloat16 is emulated (23x slower than float32 on an AMX Xeon).
@@ -79,7 +79,7 @@ def test_policy_auto_picks_the_machine_mixed_policy(monkeypatch):
         assert policy(TrainConfig(precision="auto")) == "float32"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     assert policy(TrainConfig(precision="auto")) == "mixed_bfloat16"
-    monkeypatch.setattr(device_features, "_cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(device_features, "_cpu_trusts_bfloat16", lambda: False)
     assert policy(TrainConfig(precision="auto")) == "float32"
     # AMX Xeons list both flags: bfloat16 turned NaN there, so auto trains float32.
     trusts = device_features.trusts_bfloat16

@@ -204,13 +204,12 @@ def test_stream_dropout_drops_one_whole_stream_in_training_only():
         StreamDropout(0.5)
 
 
-def test_stream_dropout_flag_reaches_the_two_stream_model_only(tmp_path):
-    """--stream_dropout adds the layer to a two-stream network, which still saves and loads;
-    any other preset refuses the flag by name."""
+def _two_stream_network(**config_fields):
+    """``recipe.build_model`` of a tiny two-stream run with these TrainConfig fields."""
     config = TrainConfig(
         model="vgg_resnet1d_tiny",
-        stream_dropout=0.15,
         features=FeatureConfig(input="relative", representation="signal"),
+        **config_fields,
     )
 
     class _Run:  # what recipe.build_model reads of a training.run.Run
@@ -218,13 +217,23 @@ def test_stream_dropout_flag_reaches_the_two_stream_model_only(tmp_path):
         classes = tuple("ABCDE"[:NUM_CLASSES])
 
     _Run.config = config
-    model = recipe.build_model(_Run)
-    assert model.get_layer("stream_dropout").rate == 0.15
+    return recipe.build_model(_Run)
+
+
+def _assert_reloads(model, tmp_path, x):
+    """Saved and loaded again, ``model`` gives the same output on ``x``."""
     model.save(tmp_path / "m.keras")
-    x = _ecg(2, seed=4)
     np.testing.assert_array_equal(
         np.asarray(keras.models.load_model(tmp_path / "m.keras")(x)), np.asarray(model(x))
     )
+
+
+def test_stream_dropout_flag_reaches_the_two_stream_model_only(tmp_path):
+    """--stream_dropout adds the layer to a two-stream network, which still saves and loads;
+    any other preset refuses the flag by name."""
+    model = _two_stream_network(stream_dropout=0.15)
+    assert model.get_layer("stream_dropout").rate == 0.15
+    _assert_reloads(model, tmp_path, _ecg(2, seed=4))
     with pytest.raises(ValueError, match="--stream_dropout=0.15 applies to the two-stream"):
         TrainConfig(model="resnet1d_wang", stream_dropout=0.15)
     with pytest.raises(ValueError, match=r"--stream_dropout=0.6: must be in \[0, 0.5\)"):
@@ -249,18 +258,7 @@ def test_stream_heads_train_one_head_per_record_and_average_in_inference():
 def test_stream_heads_flag_builds_three_heads_that_save_and_load(tmp_path):
     """--stream_heads gives the two-stream network a head per stream beside the joint one;
     its inference output is their mean, it saves and loads, and other presets refuse it."""
-    config = TrainConfig(
-        model="vgg_resnet1d_tiny",
-        stream_heads=True,
-        features=FeatureConfig(input="relative", representation="signal"),
-    )
-
-    class _Run:  # what recipe.build_model reads of a training.run.Run
-        stats = (0.0, 0.3)
-        classes = tuple("ABCDE"[:NUM_CLASSES])
-
-    _Run.config = config
-    model = recipe.build_model(_Run)
+    model = _two_stream_network(stream_heads=True)
     x = _ecg(3, seed=5)
     names = ("logits", "raw_logits", "spec_logits")
     heads = keras.Model(model.input, [model.get_layer(n).output for n in names])(x)
@@ -268,9 +266,6 @@ def test_stream_heads_flag_builds_three_heads_that_save_and_load(tmp_path):
         np.asarray(model(x)), np.mean([np.asarray(h) for h in heads], axis=0), atol=1e-6
     )
     assert not np.allclose(np.asarray(heads[1]), np.asarray(heads[2]))  # separate weights
-    model.save(tmp_path / "m.keras")
-    np.testing.assert_array_equal(
-        np.asarray(keras.models.load_model(tmp_path / "m.keras")(x)), np.asarray(model(x))
-    )
+    _assert_reloads(model, tmp_path, x)
     with pytest.raises(ValueError, match="--stream_heads applies to the two-stream presets"):
         TrainConfig(model="resnet1d_wang", stream_heads=True)

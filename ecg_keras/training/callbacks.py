@@ -31,9 +31,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
     all finite, before any later callback saves them (put it first).
 
     Why: a NaN in a weight does not always show in the logged loss (the main config trained in
-    mixed_bfloat16 on an AMX Xeon went on for 35 epochs at a training AUC of 0.5 with a finite
-    loss; docs/results.md), and the kept ``model.keras`` was then NaN. Failing names the epoch
-    and the first bad weight; ``backup/`` still holds the last finite epoch."""
+    mixed_bfloat16 on an AMX Xeon went on from epoch 12 until it was killed at epoch 21, at a
+    training AUC of 0.5 with a finite loss; docs/results.md), and its ``model.keras`` was NaN.
+    Failing names the epoch and the first bad weight; ``backup/`` still holds the last finite
+    epoch."""
 
     def on_epoch_end(self, epoch, logs=None):
         for weight in self.model.weights:

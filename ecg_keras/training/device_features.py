@@ -54,7 +54,7 @@ def training_model(network, run):
 
 
 @functools.cache
-def _cpu_has_bfloat16() -> bool:
+def _cpu_trusts_bfloat16() -> bool:
     """Whether oneDNN's bfloat16 path is fast and trusted here: /proc/cpuinfo lists AVX512_BF16
     and not AMX-BF16. Without bfloat16 instructions TF emulates it (slower than float32).
 
@@ -77,7 +77,7 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def trusts_bfloat16(cpu_flags) -> bool:
-    """``_cpu_has_bfloat16``'s rule on a CPU's flags (/proc/cpuinfo names, lower case)."""
+    """``_cpu_trusts_bfloat16``'s rule on a CPU's flags (/proc/cpuinfo names, lower case)."""
     flags = set(cpu_flags)
     return "avx512_bf16" in flags and "amx_bf16" not in flags
 
@@ -98,7 +98,7 @@ def policy(config) -> str:
         return config.policy
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
-    return "mixed_bfloat16" if _cpu_has_bfloat16() and _onednn_enabled() else "float32"
+    return "mixed_bfloat16" if _cpu_trusts_bfloat16() and _onednn_enabled() else "float32"
 
 
 def float32_network(network, run):
