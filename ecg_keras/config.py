@@ -196,6 +196,11 @@ class TrainConfig:
     # by one of the three (drawn uniformly), their logits averaged in inference
     # (models/dual.py StreamHeads): each trunk learns to answer alone, as an ensemble's members.
     stream_heads: bool = False
+    # Polyak averaging of the weights (the optimizer's EMA, Keras' ``use_ema``): 0 is off,
+    # else the momentum per step, e.g. 0.99, an average over the last ~100 steps (about 8
+    # epochs of the main config). Validation, the kept model and so every export use the
+    # averaged weights; the steps go on from the raw ones (``callbacks.weight_averaging``).
+    ema_momentum: float = 0.0
     cache: bool = True  # keep parsed signals in memory (fine up to full PTB-XL at 100 Hz)
     strategy: str = "default"
     # Same as --precision=mixed_float16; kept so that older flagfiles still parse.
@@ -241,6 +246,10 @@ class TrainConfig:
                     f"{flag} applies to the two-stream presets (vgg_resnet1d...), "
                     f"not --model={self.model}"
                 )
+        if self.ema_momentum and not 0.9 <= self.ema_momentum < 1:
+            raise ValueError(f"--ema_momentum={self.ema_momentum}: must be 0 (off) or in [0.9, 1)")
+        if self.ema_momentum and self.strategy == "multi_worker":
+            raise ValueError("--ema_momentum: not with --strategy=multi_worker (its own loop)")
         if not 0 < self.adam_beta2 < 1:
             raise ValueError(f"--adam_beta2={self.adam_beta2}: must be in (0, 1)")
         if self.strategy not in ("default", "mirrored", "multi_worker"):

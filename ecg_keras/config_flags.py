@@ -44,6 +44,7 @@ LATER_FLAGS = (
     "validation_freq",
     "stream_dropout",
     "stream_heads",
+    "ema_momentum",
 )
 
 

@@ -331,3 +331,57 @@ def test_nonfinite_weights_stop_training_with_a_named_error():
     with pytest.raises(FloatingPointError, match=r"epoch 2: weight \S*bn/moving_variance is no"):
         model.fit(x, x, epochs=4, verbose=0, callbacks=[_Poison(), StopOnNonFinite(), _Saver()])
     assert seen == [0]  # the saver never saw the NaN epoch
+
+
+def test_ema_momentum_scores_and_keeps_averaged_weights_and_steps_from_raw_ones():
+    """--ema_momentum: the callbacks after ``weight_averaging`` see, at each epoch's end, the
+    exponential moving average of the weights after every step (computed here by hand from
+    the raw weights each step left); the next epoch's steps start from the raw weights, not
+    the average; after fit the model holds the average, as KeepModel saved it."""
+    import keras
+
+    from ecg_keras.training import recipe
+    from ecg_keras.training.callbacks import weight_averaging
+
+    momentum, steps, epochs = 0.9, 4, 3
+    config = TrainConfig(ema_momentum=momentum, learning_rate=0.1, weight_decay=0.0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    model.compile(recipe._optimizer(config, steps, epochs), "mse")
+    raw_after_step, first_of_epoch, kept = [], [], []
+
+    class _Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                first_of_epoch.append(self.model.get_weights()[0].copy())
+
+        def on_train_batch_end(self, batch, logs=None):
+            raw_after_step.append(self.model.get_weights()[0].copy())
+
+        def on_epoch_end(self, epoch, logs=None):
+            kept.append(self.model.get_weights()[0].copy())
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8 * steps, 3)), rng.normal(size=(8 * steps, 2))
+    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0,
+              callbacks=[*weight_averaging(config.ema_momentum), _Record()])  # fmt: skip
+
+    average, expected = raw_after_step[0], []  # Keras' first step copies the weights
+    for step, raw in enumerate(raw_after_step):
+        average = average if step == 0 else momentum * average + (1 - momentum) * raw
+        if (step + 1) % steps == 0:
+            expected.append(average)
+    np.testing.assert_allclose(kept, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(kept[-1] - raw_after_step[-1]).max() > 1e-3  # the average is not the raw
+    # Each epoch steps on from the raw weights the last one left. Not bit for bit: Keras
+    # swaps in place by adding and subtracting, a rounding of float32's eps times the sum
+    # (weights of order 1 here: ~1e-7), against the steps' changes of order 1e-2.
+    for epoch in (1, 2):
+        np.testing.assert_allclose(
+            first_of_epoch[epoch], raw_after_step[epoch * steps - 1], rtol=0, atol=1e-6
+        )
+        assert np.abs(first_of_epoch[epoch] - kept[epoch - 1]).max() > 1e-3
+    np.testing.assert_allclose(model.get_weights()[0], kept[-1], rtol=1e-6)
+    assert weight_averaging(0.0) == []
+    with pytest.raises(ValueError, match="--ema_momentum=0.5: must be 0"):
+        TrainConfig(ema_momentum=0.5)

@@ -46,6 +46,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 )
 
 
+def weight_averaging(ema_momentum: float) -> list:
+    """The callbacks that put the optimizer's averaged weights (``--ema_momentum``) in the
+    model at each epoch's end, before the callbacks after them score and keep it, and the raw
+    ones back for the next epoch's steps: Keras' ``SwapEMAWeights``; [] when it is off.
+
+    Put them after ``BackupAndRestore`` (a resumed run must go on from the raw weights) and
+    before ``ValidationAuc`` and ``KeepModel``. After the last epoch the averaged weights stay
+    in the model, as Keras' ``fit`` leaves them."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []
+
+
 class ValidationAuc(keras.callbacks.Callback):
     """Validation macro AUC after each epoch, windows aggregated like the test (``aggregate``:
     "max" or "mean"), logged as ``val_macro_auc`` (what the tuner maximizes). From the same

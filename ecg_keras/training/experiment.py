@@ -73,7 +73,12 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     import keras
 
     from ecg_keras.training import multi_worker
-    from ecg_keras.training.callbacks import KeepModel, StopOnNonFinite, ValidationAuc
+    from ecg_keras.training.callbacks import (
+        KeepModel,
+        StopOnNonFinite,
+        ValidationAuc,
+        weight_averaging,
+    )
 
     workdir, chief_workdir = workdirs
     config = run.config
@@ -92,6 +97,7 @@ def _fit(model, run, strategy, workdirs, datasets, saved=None):
     callbacks = [
         StopOnNonFinite(),  # first: nothing may back up or keep NaN weights
         keras.callbacks.BackupAndRestore(str(workdir / filenames.BACKUP)),
+        *weight_averaging(config.ema_momentum),  # scored and kept: the averaged weights
         score,
         keep,
         history_csv,

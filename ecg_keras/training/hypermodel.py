@@ -36,7 +36,7 @@ import keras_tuner as kt
 
 from ecg_keras.config import HEADS, INPUTS, FeatureConfig, TrainConfig
 from ecg_keras.training import recipe
-from ecg_keras.training.callbacks import ValidationAuc
+from ecg_keras.training.callbacks import ValidationAuc, weight_averaging
 
 FAMILY_PRESETS = {"vgg": "vgg_small", "resnet": "resnet_small"}
 # Training flags that a trial sets: giving one of them to ``tune`` contradicts the search.
@@ -210,7 +210,8 @@ class EcgHyperModel(kt.HyperModel):
             train_ds,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            callbacks=[score, *callbacks],  # first: the tuner's callbacks read val_macro_auc
+            # score before the tuner's callbacks, which read val_macro_auc
+            callbacks=[*weight_averaging(config.ema_momentum), score, *callbacks],
             verbose=kwargs.get("verbose", 2),
         )
         return {

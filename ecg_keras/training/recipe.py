@@ -39,7 +39,11 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int):
         alpha=1e-3,
     )
     return keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, beta_2=config.adam_beta2
+        learning_rate=schedule,
+        weight_decay=config.weight_decay,
+        beta_2=config.adam_beta2,
+        use_ema=config.ema_momentum > 0,
+        ema_momentum=config.ema_momentum or 0.99,  # Keras' default, unused when off
     )
 
 
