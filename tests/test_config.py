@@ -72,7 +72,7 @@ def test_the_main_config_is_the_two_stream_model_with_dense_mean_windows(parsed_
         benchmark.batch_size,
         "last",
     )
-    assert (main.aggregate, main.validation_freq) == ("mean", 5)
+    assert (main.aggregate, main.validation_freq) == ("mean", 10)
     windows = Windows.of(main)
     hop = main.features.samples(main.features.hop_seconds)
     assert (windows.count, windows.stride) == (31, 25)
