@@ -217,3 +217,44 @@ def test_tuner_state_is_written_atomically(tmp_path):
     assert utils.save_json(str(path), {"new": 2}) == '{"new": 2}'
     assert json.loads(path.read_text()) == {"new": 2}
     assert path.stat().st_ino != inode and not list(tmp_path.glob("*.tmp"))  # replaced whole
+
+
+def test_a_trial_killed_before_the_oracle_state_is_run_on_resume(tmp_path):
+    """The state a SIGKILL between KerasTuner's two writes leaves (seen in CI: trial_1/trial.json
+    RUNNING, oracle.json without it): the resumed search runs that trial instead of counting it
+    toward max_trials and stopping."""
+    from keras_tuner.src.engine import trial as trial_module
+
+    def oracle():
+        made = kt.oracles.RandomSearchOracle(objective=kt.Objective("s", "max"), max_trials=2)
+        made.hyperparameters.Choice("x", [1, 2, 3])
+        made._set_project_dir(str(tmp_path), "p")
+        return made
+
+    first = oracle()
+    done = first.create_trial("tuner0")
+    first.update_trial(done.trial_id, {"s": 0.5})
+    done.status = "COMPLETED"  # as the Tuner ends a trial, then saves the oracle
+    first.end_trial(done)
+    first.save()
+    # What create_trial writes first for the next trial, then the kill: no first.save().
+    lost = trial_module.Trial(first.hyperparameters.copy(), trial_id="1", status="RUNNING")
+    lost.hyperparameters.values = {"x": 2}
+    first._save_trial(lost)
+
+    resumed = oracle()
+    resumed.reload()
+    assert resumed.trials["1"].status == "RUNNING" and not resumed.ongoing_trials
+    assert tuning.requeue_interrupted(resumed) == ["1"]
+    assert tuning.requeue_interrupted(resumed) == []  # queued once
+    rerun = resumed.create_trial("tuner0")
+    assert (rerun.trial_id, rerun.status, rerun.hyperparameters.values) == (
+        "1",
+        "RUNNING",
+        {"x": 2},
+    )
+    resumed.update_trial("1", {"s": 0.7})
+    rerun.status = "COMPLETED"
+    resumed.end_trial(rerun)
+    assert resumed.create_trial("tuner0").status == "STOPPED"
+    assert {t.status for t in resumed.trials.values()} == {"COMPLETED"}

@@ -110,6 +110,31 @@ def trials_table(oracle) -> list[dict]:
     return rows
 
 
+def requeue_interrupted(oracle) -> list[str]:
+    """Queues for a rerun the trials a killed search left RUNNING outside the oracle's state.
+
+    KerasTuner 1.4's ``Oracle.create_trial`` writes the new trial's ``trial.json`` (status
+    RUNNING) before ``oracle.json``, which lists it as ongoing. A search killed between the two
+    writes reloads that trial as RUNNING but neither ongoing nor queued for retry (``reload``
+    retries only the ongoing ones): it is never run, yet it counts toward ``max_trials``, so
+    the resumed search stopped one trial short with a RUNNING row in ``trials.csv``. Call it on
+    the chief's freshly reloaded oracle, before ``search``: every RUNNING trial there belongs to
+    a process that is gone.
+
+    Returns:
+      the trial ids queued.
+    """
+    # _retry_queue is private: the queue ``reload`` fills and ``create_trial`` pops first.
+    waiting = set(oracle._retry_queue) | {t.trial_id for t in oracle.ongoing_trials.values()}
+    lost = [
+        trial_id
+        for trial_id, trial in sorted(oracle.trials.items())
+        if trial.status == "RUNNING" and trial_id not in waiting
+    ]
+    oracle._retry_queue.extend(lost)
+    return lost
+
+
 def write_trials(oracle, path: Path) -> list[dict]:
     """``trials.csv`` from the oracle's trials, written atomically."""
     import pandas as pd
@@ -161,6 +186,7 @@ def tune(base: TrainConfig, space: SearchSpace, options: TuneOptions) -> list[di
     tuner = make_tuner(model, options, epochs, base.seed)
     project = Path(options.tuning_dir) / options.project
     if not is_worker():  # the oracle lives here: keep trials.csv current as trials end
+        requeue_interrupted(tuner.oracle)
         end_trial = tuner.oracle.end_trial
 
         def end_and_record(trial):
