@@ -124,12 +124,14 @@ def requeue_interrupted(oracle) -> list[str]:
     Returns:
       the trial ids queued.
     """
+    from keras_tuner.src.engine.trial import TrialStatus
+
     # _retry_queue is private: the queue ``reload`` fills and ``create_trial`` pops first.
     waiting = set(oracle._retry_queue) | {t.trial_id for t in oracle.ongoing_trials.values()}
     lost = [
         trial_id
         for trial_id, trial in sorted(oracle.trials.items())
-        if trial.status == "RUNNING" and trial_id not in waiting
+        if trial.status == TrialStatus.RUNNING and trial_id not in waiting
     ]
     oracle._retry_queue.extend(lost)
     return lost
